@@ -1,0 +1,1 @@
+"""Token verification, scope rules and challenges. Plugins never import from here."""

@@ -1,0 +1,1 @@
+"""Nextcloud Notes plugin for ncmcp."""
