@@ -122,3 +122,10 @@ async def test_resource_template(make_host) -> None:
         assert [t.uri_template for t in templates] == ["nc://notes/{note_id}"]
         read = await host.client.read_resource(f"nc://notes/{note['id']}")
         assert read.contents[0].text == "# Hello"
+
+
+async def test_over_real_http(http_host) -> None:
+    async with http_host(plugins=[notes_plugin]) as host:
+        assert "nc_notes_create_note" in await host.list_tools()
+        note = (await host.call("nc_notes_create_note", {"title": "Over HTTP", "content": "x"})).structured_content
+        assert (await host.call("nc_notes_get_note", {"note_id": note["id"]})).structured_content["content"] == "x"

@@ -13,10 +13,11 @@ from ncmcp.testing.contract import assert_plugin_contract
 from ncmcp.testing.fixtures import (
     InProcessHost,
     anyio_backend,
+    http_host,
     make_host,
     plugin_registry,
     sandbox,
     sandbox_user,
 )
 
-__all__ = ["InProcessHost", "anyio_backend", "assert_plugin_contract", "make_host", "plugin_registry", "sandbox", "sandbox_user"]
+__all__ = ["InProcessHost", "anyio_backend", "http_host", "assert_plugin_contract", "make_host", "plugin_registry", "sandbox", "sandbox_user"]

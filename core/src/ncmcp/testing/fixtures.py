@@ -18,6 +18,8 @@ from ncmcp.host import Host, Principal
 from ncmcp.nextcloud.client import NextcloudPool
 from ncmcp.plugin.manager import PluginRegistry, load_plugins
 from ncmcp.server import build_server
+from ncmcp.http_app import create_app
+from ncmcp.testing.http import connect, serve_in_thread
 from ncmcp.testing.sandbox import SandboxProcess
 
 _users = itertools.count(1)
@@ -36,13 +38,14 @@ class _ScopedHost(Host):
 
 
 class InProcessHost:
-    """An MCP host in this process, driven by the official client (direct dispatch, or JSON-RPC with
-    ``mode="legacy"``)."""
+    """An MCP host in this process, driven by the official client: in memory (direct dispatch, or
+    JSON-RPC with ``mode="legacy"``) or, from ``http_host``, over real HTTP (``url`` is then set)."""
 
     def __init__(self, host: Host, mode: str = "auto") -> None:
         self.host = host
         self.mode = mode
         self.client: Client | None = None
+        self.url: str | None = None
 
     async def list_tools(self) -> list[str]:
         assert self.client is not None
@@ -104,5 +107,33 @@ def make_host(sandbox: SandboxProcess, sandbox_user: tuple[str, str]) -> Any:
                 yield wrapper
         finally:
             await host.pool.aclose()
+
+    return build
+
+
+@pytest.fixture
+def http_host(sandbox: SandboxProcess, sandbox_user: tuple[str, str]) -> Any:
+    """Like ``make_host`` but over real HTTP: uvicorn on an ephemeral port, the official client over
+    streamable HTTP. Basic mode (every tool), as this test's sandbox user.
+
+    ``async with http_host(plugins=[mod]) as host:`` → :class:`InProcessHost` with ``url`` set.
+    """
+
+    @asynccontextmanager
+    async def build(plugins: Iterable[object] = (), mode: str = "auto", sandbox_process: SandboxProcess | None = None,
+                    user: tuple[str, str] | None = None) -> AsyncIterator[InProcessHost]:
+        target = sandbox_process or sandbox
+        user_id, password = user or (sandbox_user if target is sandbox else (f"h{next(_users)}", ""))
+        if target is not sandbox and not password:
+            password = target.add_user(user_id)
+        settings = load_settings({}, nextcloud_host=target.url, username=user_id, password=password)
+        registry = load_plugins(discover=False, plugins=list(plugins))
+        host = Host(settings, registry, NextcloudPool(target.url))
+        wrapper = InProcessHost(host, mode)
+        with serve_in_thread(create_app(host)) as url:
+            wrapper.url = url
+            async with connect(url, mode=mode) as client:
+                wrapper.client = client
+                yield wrapper
 
     return build
