@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "tool_timeout": "NEXTCLOUD_MCP_TOOL_TIMEOUT",
     "capabilities_refresh": "NEXTCLOUD_MCP_CAPABILITIES_REFRESH",
     "stateful": "NEXTCLOUD_MCP_STATEFUL",
+    "jwks_refetch_interval": "NEXTCLOUD_MCP_JWKS_REFETCH_INTERVAL",
 }
 
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -89,6 +90,7 @@ class Settings(BaseModel):
     tool_timeout: float = Field(default=120.0, gt=0)
     capabilities_refresh: float = Field(default=300.0, gt=0)
     stateful: bool = False
+    jwks_refetch_interval: float = Field(default=30.0, ge=0.0)
 
     _split_lists = field_validator(
         "plugins", "cors_origins", "extra_audiences", "jwt_algorithms", "unauthorized_scopes", mode="before"

@@ -75,7 +75,7 @@ class TokenVerifier:
         self.settings = settings
         self._http = http
         self.discovery = discovery or Discovery(settings.issuer, http)
-        self.jwks = jwks or JwksCache(self.discovery, http)
+        self.jwks = jwks or JwksCache(self.discovery, http, min_refetch=settings.jwks_refetch_interval)
         self.credentials = credentials
         self._cache: TokenCache[AccessToken | _Refused] = TokenCache(max_size=settings.token_cache_size)
         base = settings.public_base_url

@@ -130,7 +130,7 @@ def http_host(sandbox: SandboxProcess, sandbox_user: tuple[str, str]) -> Any:
         registry = load_plugins(discover=False, plugins=list(plugins))
         host = Host(settings, registry, NextcloudPool(target.url))
         wrapper = InProcessHost(host, mode)
-        with serve_in_thread(create_app(host)) as url:
+        with serve_in_thread(lambda _url: create_app(host)) as url:
             wrapper.url = url
             async with connect(url, mode=mode) as client:
                 wrapper.client = client

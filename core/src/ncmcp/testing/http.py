@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -16,12 +16,17 @@ from mcp.client.streamable_http import streamable_http_client
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Run ``app`` with uvicorn on an ephemeral 127.0.0.1 port in a background thread; yield its URL."""
+def serve_in_thread(app_factory: Callable[[str], Any]) -> Iterator[str]:
+    """Run ``app_factory(url)`` with uvicorn on an ephemeral 127.0.0.1 port in a background thread.
+
+    The factory receives the URL first because an OAuth resource must know its own URL (audience,
+    metadata) before it serves. Yields the URL.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = app_factory(url)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
