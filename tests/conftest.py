@@ -13,7 +13,8 @@ from ncmcp.testing.sandbox import SandboxProcess
 
 @pytest.fixture(scope="session")
 def idp() -> Iterator[TestIdP]:
-    with TestIdP() as provider:
+    scopes = "nc:read nc:write notes.read notes.write calendar.read calendar.write contacts.read contacts.write files.read files.write hello.read hello.write"
+    with TestIdP(scopes=scopes.split()) as provider:
         yield provider
 
 
