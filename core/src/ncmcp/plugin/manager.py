@@ -156,6 +156,7 @@ def load_plugins(
         if allowed is not None and cand.name and cand.name not in allowed:
             continue
         record = PluginRecord(name=cand.name or cand.distribution, distribution=cand.distribution, version=cand.version, status="failed")
+        module = None
         try:
             if cand.name in duplicated:
                 raise PluginContractError(f"entry-point name {cand.name!r} is provided by more than one distribution")
@@ -167,10 +168,8 @@ def load_plugins(
             record.error = f"{type(exc).__name__}: {exc}"
             if record.manifest is not None:
                 record.name = record.manifest.name
-            try:
-                pm.unregister(name=record.name)
-            except ValueError:
-                pass
+            if module is not None and pm.is_registered(module):
+                pm.unregister(module)
         registry.records[record.name] = record
         if record.status == "failed":
             log.error(
@@ -196,20 +195,13 @@ def _register_one(pm: pluggy.PluginManager, module: object, record: PluginRecord
     name = ep_name or record.name
     pm.register(module, name=name)
     record.name = name
-    # Hook-name typos (e.g. ``ncmcp_tool``) would otherwise be silently ignored.
-    for caller in pm.get_hookcallers(module) or []:
-        if not caller.has_spec():
-            raise PluginContractError(f"unknown hook {caller.name!r}")
     impls = {
         hook: [i for i in getattr(pm.hook, hook).get_hookimpls() if i.plugin is module] for hook in _DECLARATION_HOOKS
     }
-    for hook, found in impls.items():
-        for impl in found:
-            if inspect.iscoroutinefunction(impl.function) or inspect.isasyncgenfunction(impl.function):
-                raise PluginContractError(f"hook {hook} must be a plain function, not async")
     if len(impls["ncmcp_plugin"]) != 1:
         raise PluginContractError("a plugin must implement ncmcp_plugin exactly once")
-
+    if inspect.iscoroutinefunction(impls["ncmcp_plugin"][0].function):
+        raise PluginContractError("hook ncmcp_plugin must be a plain function, not async")
     manifest = impls["ncmcp_plugin"][0].function()
     if not isinstance(manifest, PluginManifest):
         raise PluginContractError("ncmcp_plugin must return a PluginManifest")
@@ -224,6 +216,14 @@ def _register_one(pm: pluggy.PluginManager, module: object, record: PluginRecord
         pm.unregister(module)
         pm.register(module, name=manifest.name)
         record.name = manifest.name
+    # Hook-name typos (e.g. ``ncmcp_tool``) would otherwise be silently ignored.
+    for caller in pm.get_hookcallers(module) or []:
+        if not caller.has_spec():
+            raise PluginContractError(f"unknown hook {caller.name!r}")
+    for hook, found in impls.items():
+        for impl in found:
+            if inspect.iscoroutinefunction(impl.function) or inspect.isasyncgenfunction(impl.function):
+                raise PluginContractError(f"hook {hook} must be a plain function, not async")
     if manifest.requires and manifest.requires.min_version:
         try:
             Version(manifest.requires.min_version)
