@@ -30,7 +30,7 @@ from ncmcp.auth import challenges
 from ncmcp.auth.oidc import resolve_client_credentials
 from ncmcp.auth.verify import InvalidToken, TokenVerifier
 from ncmcp.host import INSUFFICIENT_SCOPE, Host, Principal
-from ncmcp.nextcloud.client import token_fingerprint
+from ncmcp.nextcloud.client import NoCookies, token_fingerprint
 from ncmcp.server import build_server
 
 log = structlog.get_logger("ncmcp.http")
@@ -173,7 +173,7 @@ def create_app(host: Host, *, verifier: TokenVerifier | None = None, idp_http: h
         max_request_body_size=MAX_BODY,
     )
     if settings.oauth and verifier is None:
-        idp_http = idp_http or httpx.AsyncClient(timeout=10.0)
+        idp_http = idp_http or httpx.AsyncClient(timeout=10.0, cookies=NoCookies())
         verifier = TokenVerifier(settings, idp_http)
     endpoint = McpGate(StreamableHTTPASGIApp(manager), host, verifier)
 

@@ -49,12 +49,20 @@ class RetryPolicy:
     default_wait: float = 0.5
 
 
-class _NoCookies(CookieJar):
+class _RefuseAll(DefaultCookiePolicy):
+    def set_ok(self, cookie: object, request: object) -> bool:  # type: ignore[override]
+        return False
+
+    def return_ok(self, cookie: object, request: object) -> bool:  # type: ignore[override]
+        return False
+
+
+class NoCookies(CookieJar):
     """A jar that refuses every cookie: Nextcloud starts a session per bearer login, and reusing it
     across requests or users would be a credential leak."""
 
     def __init__(self) -> None:
-        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+        super().__init__(policy=_RefuseAll())
 
 
 class NextcloudPool:
@@ -75,7 +83,7 @@ class NextcloudPool:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            cookies=httpx.Cookies(_NoCookies()),
+            cookies=NoCookies(),  # the jar itself: httpx would copy a Cookies object into a fresh jar
             follow_redirects=False,
             transport=transport,
             headers={"User-Agent": "ncmcp"},
