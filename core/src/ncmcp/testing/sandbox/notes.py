@@ -157,6 +157,12 @@ def build_notes_routes(store: NotesStore) -> list[Route]:
         return _json(note.as_json(), headers={"ETag": f'"{note.etag}"'})
 
     async def update_note(request: Request) -> Response:
+        # Read the body first: from the If-Match check to the write there must be no await, or two
+        # concurrent writers could both pass the check (a lost update in the fake itself).
+        try:
+            data = await request.json()
+        except ValueError:
+            return _error(400)
         note = find(request)
         if note is None:
             return _error(404)
@@ -165,10 +171,6 @@ def build_notes_routes(store: NotesStore) -> list[Route]:
             return _json(note.as_json(), status=412, headers={"ETag": f'"{note.etag}"'})
         if note.readonly:
             return _error(403)
-        try:
-            data = await request.json()
-        except ValueError:
-            return _error(400)
         notes = store.of(user_of(request))
         if "content" in data:
             note.content = str(data["content"])
