@@ -69,6 +69,7 @@ class Host:
         if settings.username and settings.password:
             basic = "Basic " + base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode()
         self._basic = basic
+        self._app_problems: dict[str, str | None] = {}
         self.challenge_scopes = scope_rules.supported_scopes([r.name for r in registry.loaded], settings.scope_style)
 
     @property
@@ -143,8 +144,17 @@ class Host:
         ]
 
     async def refresh_capabilities(self) -> None:
-        if self.capabilities.stale():
-            await self.capabilities.refresh(self.pool.bind(self._basic) if self._basic else self.pool.bind(""))
+        if not self.capabilities.stale():
+            return
+        await self.capabilities.refresh(self.pool.bind(self._basic) if self._basic else self.pool.bind(""))
+        problems = {r.name: self.app_problem(r.name) for r in self.registry.loaded}
+        for plugin, problem in problems.items():
+            if problem != self._app_problems.get(plugin):
+                if problem:
+                    log.warning("plugin_app_unavailable", plugin=plugin, reason=problem, effect="tools hidden and refused")
+                elif plugin in self._app_problems:
+                    log.info("plugin_app_available", plugin=plugin)
+        self._app_problems = problems
 
     # --- calling ----------------------------------------------------------------------------------
 

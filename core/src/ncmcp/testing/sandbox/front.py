@@ -129,7 +129,8 @@ class Sandbox:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         user = await self._authenticate(headers.get("authorization", ""))
         self.state.count(method, path, user)
-        fault = self.state.take_fault(method, path)
+        # status.php answers even in maintenance mode: it is how clients detect maintenance.
+        fault = None if path == "/status.php" and self.state.maintenance else self.state.take_fault(method, path)
         if fault is not None:
             if fault.delay:
                 await anyio.sleep(fault.delay)
