@@ -1,0 +1,1 @@
+"""ncmcp plugin: the user's Nextcloud files over WebDAV."""
