@@ -236,6 +236,26 @@ async def test_x_oc_mtime_is_accepted(dav: httpx.AsyncClient, user: str) -> None
     assert text(props, f"{D}getlastmodified") == "Tue, 14 Nov 2023 22:13:20 GMT"
     bad = await dav.put(files(user, "old.txt"), content=b"x", headers={"X-OC-MTime": "yesterday"})
     assert bad.status_code == 400
+    touch = (f"<d:propertyupdate {NS}><d:set><d:prop><d:lastmodified>1600000000</d:lastmodified></d:prop></d:set>"
+             "</d:propertyupdate>")
+    assert "200 OK" in (await dav.request("PROPPATCH", files(user, "old.txt"), content=touch)).text
+    props = await props_of(dav, files(user, "old.txt"), "d:getlastmodified")
+    assert text(props, f"{D}getlastmodified") == "Sun, 13 Sep 2020 12:26:40 GMT"
+
+
+async def test_provisioning_and_direct_disk_writes(dav: httpx.AsyncClient, user: str, sandbox: WebDavSandbox) -> None:
+    sandbox.provision_user(user)
+    sandbox.provision_user(user)  # idempotent
+    home = sandbox.root / user
+    assert all((home / sub).is_dir() for sub in ("files", "trash", "versions", "uploads"))
+    await dav.request("MKCOL", files(user, "notes"))
+    (sandbox.files_dir(user) / "notes" / "n.txt").write_text("written by another fake")
+    before = text(await props_of(dav, files(user), "d:getetag"), f"{D}getetag")
+    (sandbox.files_dir(user) / "notes" / "n.txt").write_text("changed on disk")
+    sandbox.notify_changed(user, "notes/n.txt")
+    assert text(await props_of(dav, files(user), "d:getetag"), f"{D}getetag") != before
+    assert (await dav.get(files(user, "notes/n.txt"))).text == "changed on disk"
+    assert sandbox.file_id(user, "notes/n.txt") == (sandbox.files_dir(user) / "notes" / "n.txt").stat().st_ino
 
 
 async def test_folder_etags_propagate_to_ancestors(dav: httpx.AsyncClient, user: str) -> None:
@@ -278,6 +298,10 @@ async def test_live_properties(dav: httpx.AsyncClient, user: str, sandbox: WebDa
     assert text(folder, f"{NC}contained-file-count") == "2"
     assert text(folder, f"{D}quota-used-bytes") == "105" and text(folder, f"{D}quota-available-bytes") == "-3"
     assert f"{D}quota-used-bytes" not in png and f"{OC}checksums" not in png  # 404 propstat
+    names_only = await dav.request("PROPFIND", files(user, "pics/cat.png"), headers={"Depth": "0"},
+                                   content=f"<d:propfind {NS}><d:propname/></d:propfind>")
+    offered = next(iter(multistatus(names_only).values()))
+    assert {f"{OC}fileid", f"{OC}favorite", f"{NC}has-preview", f"{D}getetag"} <= set(offered)
     pdf = await props_of(dav, files(user, "doc.pdf"), "d:getcontenttype")
     assert text(pdf, f"{D}getcontenttype") == "application/pdf"
 
@@ -339,6 +363,13 @@ async def test_move_copy_conflicts_and_missing_parents(dav: httpx.AsyncClient, u
     overwrite = {"Destination": absolute(dav, files(user, "t.txt")), "If-Match": src.headers["etag"]}
     assert (await dav.request("COPY", files(user, "s.txt"), headers=overwrite)).status_code == 204
     assert (await dav.get(files(user, "t.txt"))).content == b"s"
+    # RFC 4918 tagged If on the destination (what clients use to guard the target of a MOVE)
+    target_url = absolute(dav, files(user, "t.txt"))
+    t_etag = (await dav.head(files(user, "t.txt"))).headers["etag"]
+    guarded = {"Destination": target_url, "If": f'<{target_url}> (["stale"])'}
+    assert (await dav.request("COPY", files(user, "s.txt"), headers=guarded)).status_code == 412
+    guarded["If"] = f"<{target_url}> ([{t_etag}])"
+    assert (await dav.request("COPY", files(user, "s.txt"), headers=guarded)).status_code == 204
     missing = await dav.put(files(user, "no/such/x.txt"), content=b"x")
     assert missing.status_code == 409 and sabre(missing)[0] == "Sabre\\DAV\\Exception\\Conflict"
     assert (await dav.request("MKCOL", files(user, "no/such"))).status_code == 409
@@ -372,6 +403,14 @@ async def test_lock_blocks_writes_without_token(dav: httpx.AsyncClient, user: st
     blocked = await dav.put(files(user, "locked.txt"), content=b"v2")
     assert blocked.status_code == 423 and sabre(blocked)[0] == "Sabre\\DAV\\Exception\\Locked"
     assert (await dav.delete(files(user, "locked.txt"))).status_code == 423
+    await dav.request("MKCOL", files(user, "box"))
+    await put(dav, user, "box/inner.txt", b"i")
+    inner = await dav.request("LOCK", files(user, "box/inner.txt"), content=body)
+    assert (await dav.delete(files(user, "box"))).status_code == 423  # a locked member protects the folder
+    moved = await dav.request("MOVE", files(user, "box"), headers={"Destination": absolute(dav, files(user, "box2"))})
+    assert moved.status_code == 423
+    inner_token = inner.headers["lock-token"]
+    assert (await dav.request("UNLOCK", files(user, "box/inner.txt"), headers={"Lock-Token": inner_token})).status_code == 204
     allowed = await dav.put(files(user, "locked.txt"), content=b"v2", headers={"If": f"(<{token}>)"})
     assert allowed.status_code == 204
     unlocked = await dav.request("UNLOCK", files(user, "locked.txt"), headers={"Lock-Token": f"<{token}>"})
@@ -610,16 +649,23 @@ async def test_chunked_upload(dav: httpx.AsyncClient, user: str, sandbox: WebDav
     assert moved.headers["oc-fileid"] == f"{fileid:08d}ocsandbox01"
     assert (await dav.request("PROPFIND", upload)).status_code == 404  # the upload folder is gone
     # overwrite with If-Match: wrong etag 412, right etag 204 (same file id, a version kept)
+    etag = moved.headers["oc-etag"]
     for if_headers, status in (({"If-Match": '"wrong"'}, 412), ({"If-None-Match": "*"}, 412),
-                               ({"If-Match": moved.headers["oc-etag"]}, 204)):
+                               ({"Overwrite": "F"}, 412), ({"If": f'<{dest}> (["wrong"])'}, 412),
+                               ({"If": f"<{dest}> ([{etag}])", "Overwrite": "T"}, 204)):
         await dav.request("MKCOL", upload, headers={"Destination": dest})
         await dav.put(f"{upload}/1", content=b"new content", headers={"Destination": dest})
         response = await dav.request("MOVE", f"{upload}/.file", headers={"Destination": dest, **if_headers})
         assert response.status_code == status, (if_headers, response.text)
     assert (await dav.get(files(user, "big/assembled.bin"))).content == b"new content"
     assert sandbox.file_id(user, "big/assembled.bin") == fileid
+    etag = (await dav.head(files(user, "big/assembled.bin"))).headers["etag"]
+    await dav.request("MKCOL", upload, headers={"Destination": dest})
+    await dav.put(f"{upload}/1", content=b"again", headers={"Destination": dest})
+    again = await dav.request("MOVE", f"{upload}/.file", headers={"Destination": dest, "If-Match": etag})
+    assert again.status_code == 204
     versions = await propfind(dav, f"/remote.php/dav/versions/{user}/versions/{fileid}/", depth="1")
-    assert len(versions) == 2
+    assert len(versions) == 3
     # a wrong total length, then abort
     upload2 = f"/remote.php/dav/uploads/{user}/web-file-upload-2"
     await dav.request("MKCOL", upload2, headers={"Destination": dest})

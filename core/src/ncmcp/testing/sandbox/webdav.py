@@ -38,7 +38,18 @@ answer 507 (an overwrite may reuse the bytes of the file it replaces).
 
 **Chunked upload**: chunks are assembled in numeric order (lexical if any name is not
 a number); ``min_chunk_size`` (default 0) enforces Nextcloud's 5 MiB minimum for all but
-the last chunk when set to ``5 * 1024 * 1024``.  Upload folders never expire.
+the last chunk when set to ``5 * 1024 * 1024``.  The final ``MOVE …/.file`` honours
+``Overwrite: F``, ``If-Match``/``If-None-Match`` (checked against the destination),
+the tagged ``If: <destination> (["etag"])`` form and ``OC-Total-Length`` (400 when the
+chunks do not add up).  Upload folders never expire.
+
+**Deliberate differences from Nextcloud**: PROPFIND ``Depth: infinity`` is answered as
+``Depth: 1`` (Nextcloud's default setting); GET on a folder is 501; a MOVE/COPY that
+overwrites its target deletes the old target for good (no trash, no version); restoring
+a version consumes it (the replaced content becomes a new version) and gives the file
+the current time as mtime; only files written through this app get versions; dead
+properties (PROPPATCH of unknown names) live in memory; ``oc:tags`` and
+``oc:share-types`` are always empty and a ``systemtag`` filter matches nothing.
 """
 
 from __future__ import annotations

@@ -34,7 +34,14 @@ from wsgidav.dav_error import DAVError
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from . import webdav_xml as x
-from .webdav_provider import FILES_SHARE, NcFilesProvider, files_rel_of_url, normalize_if_header, split_dav_path
+from .webdav_provider import (
+    FILES_SHARE,
+    AbsentResource,
+    NcFilesProvider,
+    files_rel_of_url,
+    normalize_if_header,
+    split_dav_path,
+)
 from .webdav_store import (
     FOLDER_MIME,
     DavStore,
@@ -816,6 +823,23 @@ class NextcloudExtras:
             headers.append(("X-OC-MTime", "accepted"))
         return Reply(201 if created else 204, headers=headers)
 
+    def _check_destination_if(self, req: DavRequest, dest_rel: str, etag: str | None) -> None:
+        """RFC 4918 ``If: <destination> (["etag"])``: a tagged list guarding the target."""
+        if not req.header("if"):
+            return
+        env: dict[str, Any] = {"HTTP_IF": req.header("if")}
+        normalize_if_header(env)
+        conditions = env.get("wsgidav.conditions.if") or {}
+        ref = quote(f"{FILES_SHARE}/{req.user}/{dest_rel}")
+        if ref not in conditions:
+            return
+        tokens: list[str] = []
+        lm = self.provider.lock_manager
+        if lm is not None and etag is not None:
+            tokens = [lock["token"] for lock in lm.get_indirect_url_lock_list(ref, principal=req.user)]
+        if not util.test_if_header_dict(AbsentResource(), {ref: conditions[ref]}, ref, tokens, etag or "[absent]"):
+            raise SabreError(412, "An If header precondition on the destination failed")
+
     def _assemble_sync(self, req: DavRequest, folder: pathlib.Path, dest_rel: str, mtime: float | None,
                        total_header: str, tokens: list[str]) -> tuple[bool, os.stat_result]:
         store, user = self.store, req.user
@@ -837,6 +861,11 @@ class NextcloudExtras:
             raise SabreError(409, "The destination is a folder")
         current = dest.stat() if dest.is_file() else None
         etag = file_etag(current) if current else None
+        overwrite = (req.header("overwrite") or "T").strip().upper()
+        if overwrite not in ("T", "F"):
+            raise SabreError(400, "The HTTP Overwrite header should be either T or F")
+        if overwrite == "F" and current is not None:
+            raise SabreError(412, "The destination node already exists, and the overwrite header is set to false")
         if_none = req.header("if-none-match")
         if if_none is not None:
             tags = _etag_list(if_none)
@@ -850,6 +879,7 @@ class NextcloudExtras:
                 raise SabreError(412, "An If-Match header was specified and the resource did not exist")
             if "*" not in tags and etag not in tags:
                 raise SabreError(412, "An If-Match header was specified, but none of the specified ETags matched.")
+        self._check_destination_if(req, dest_rel, etag)
         self.check_lock(user, dest_rel, tokens)
         store.ensure_room(user, total, replaced=current.st_size if current else 0, where=dest_rel)
         tmp = store.new_tmp(user)

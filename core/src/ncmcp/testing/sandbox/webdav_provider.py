@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import pathlib
@@ -449,7 +450,7 @@ def normalize_if_header(environ: dict[str, Any]) -> None:
     environ["wsgidav.conditions.if"] = out
 
 
-class _Absent:
+class AbsentResource:
     """Stand-in for a missing destination in ``If`` evaluation (entity tags never match)."""
 
     @staticmethod
@@ -476,6 +477,21 @@ class NcRequestServer(RequestServer):
             finally:
                 environ.update(saved)
         return super()._evaluate_if_headers(res, environ)
+
+    def do_PROPFIND(self, environ: dict[str, Any], start_response: Any) -> Any:
+        # RFC 4918 names the "names only" request <d:propname/>; WsgiDAV expects <d:name/>.
+        length = _int_header(environ, "CONTENT_LENGTH")
+        if length:
+            body = environ["wsgi.input"].read(length)
+            with contextlib.suppress(Exception):
+                root = x.parse(body)
+                for child in root:
+                    if child.tag == x.clark(x.DAV, "propname"):
+                        child.tag = x.clark(x.DAV, "name")
+                        body = x.to_bytes(root)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return super().do_PROPFIND(environ, start_response)
 
     def do_MOVE(self, environ: dict[str, Any], start_response: Any) -> Any:
         return self._nc_copy_move(environ, start_response, is_move=True)
@@ -562,7 +578,7 @@ class NcRequestServer(RequestServer):
                     locks = lm.get_indirect_url_lock_list(key, principal=environ.get("wsgidav.user_name"))
                     tokens = [lock["token"] for lock in locks]
                 etag = res.get_etag() if res is not None else "[absent]"
-                if not util.test_if_header_dict(res or _Absent(), {key: conditions[key]}, key, tokens, etag):
+                if not util.test_if_header_dict(res or AbsentResource(), {key: conditions[key]}, key, tokens, etag):
                     raise NcDAVError(412, "An If header precondition on the destination failed")
                 return
 
