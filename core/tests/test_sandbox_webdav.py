@@ -677,6 +677,29 @@ async def test_chunked_upload(dav: httpx.AsyncClient, user: str, sandbox: WebDav
     assert (await dav.put(f"{upload2}/1", content=b"x")).status_code == 409
 
 
+async def test_cut_off_upload_changes_nothing(server: tuple[WebDavSandbox, str], dav: httpx.AsyncClient, user: str,
+                                             sandbox: WebDavSandbox) -> None:
+    await put(dav, user, "keep.txt", b"original")
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"x" * 100_000
+        raise RuntimeError("client gave up")
+
+    for rel in ("keep.txt", "fresh.txt"):
+        async with httpx.AsyncClient(base_url=server[1], auth=(user, "pw")) as client:
+            with pytest.raises(RuntimeError):
+                await client.put(files(user, rel), content=broken(), headers={"Content-Length": "1000000"})
+    tmp = sandbox.root / user / ".dav-tmp"
+    with anyio.move_on_after(5):
+        for _ in range(250):  # the server notices the disconnect on its own schedule
+            if not any(tmp.iterdir()):
+                break
+            await anyio.sleep(0.02)
+    assert not any(tmp.iterdir())
+    assert (await dav.get(files(user, "keep.txt"))).content == b"original"
+    assert (await dav.get(files(user, "fresh.txt"))).status_code == 404
+
+
 # -- quota ------------------------------------------------------------------------------------------
 async def test_quota(dav: httpx.AsyncClient, user: str, sandbox: WebDavSandbox) -> None:
     sandbox.provision_user(user)

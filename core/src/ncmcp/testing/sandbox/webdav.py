@@ -174,7 +174,15 @@ class WebDavSandbox:
         if kind == "files":
             if req.method == "REPORT":
                 return await self.extras.report(req, "/".join(rest))
-            await self._wsgi(req.scope, req.receive, send)
+            state = {"disconnected": False}
+
+            async def receive() -> Any:  # WSGI sees a disconnect as a short body: remember it
+                message = await req.receive()
+                if message["type"] == "http.disconnect":
+                    state["disconnected"] = True
+                return message
+
+            await self._wsgi({**req.scope, "ncmcp.receive_state": state}, receive, send)
             return None
         if kind == "trashbin":
             return await self.extras.trashbin(req, rest)

@@ -321,6 +321,14 @@ class NcFileResource(_NcProps, FileResource):
         if with_errors:
             tmp.unlink(missing_ok=True)
             return
+        expected = _int_header(self.environ, "CONTENT_LENGTH")
+        received = writer.written if writer is not None else 0
+        disconnected = (self.environ.get("asgi.scope") or {}).get("ncmcp.receive_state", {}).get("disconnected")
+        if disconnected or (expected is not None and received != expected):
+            tmp.unlink(missing_ok=True)  # a cut-off body never replaces anything
+            raise NcDAVError(400, f"Expected filesize of {expected} bytes but read (from Nextcloud client) and wrote "
+                                  f"(to Nextcloud storage) {received} bytes. Could either be a network problem on the "
+                                  "sending side or a problem writing to the storage on the server side.")
         exclusive = (self.environ.get("HTTP_IF_NONE_MATCH") or "").strip() == "*"
         with dav_errors():
             _, st = self.store.commit_file(
