@@ -49,7 +49,9 @@ overwrites its target deletes the old target for good (no trash, no version); re
 a version consumes it (the replaced content becomes a new version) and gives the file
 the current time as mtime; only files written through this app get versions; dead
 properties (PROPPATCH of unknown names) live in memory; ``oc:tags`` and
-``oc:share-types`` are always empty and a ``systemtag`` filter matches nothing.
+``oc:share-types`` are always empty and a ``systemtag`` filter matches nothing; a SEARCH
+without ``d:where`` matches everything (Nextcloud was reported to answer 500); a PUT whose
+body is cut off (client disconnect, short body) is discarded with 400 and changes nothing.
 """
 
 from __future__ import annotations
