@@ -1,23 +1,20 @@
 """Test kit for ncmcp and its plugins (a pytest plugin you opt into).
 
-In a plugin's ``conftest.py``::
+In a plugin's top-level ``conftest.py``::
 
     pytest_plugins = ["ncmcp.testing"]
 
 gives the fixtures ``plugin_registry`` (fresh per test), ``make_host`` (an in-process MCP host with a
-chosen set of scopes), ``sandbox`` (a Nextcloud-compatible server, one per session) and the helper
+chosen set of scopes), ``http_host`` (the same over real HTTP), ``sandbox`` (a Nextcloud-compatible
+server, one per session), ``sandbox_user`` (a fresh user per test), and the helper
 :func:`assert_plugin_contract`.
 """
 
 from ncmcp.testing.contract import assert_plugin_contract
-from ncmcp.testing.fixtures import (
-    InProcessHost,
-    anyio_backend,
-    http_host,
-    make_host,
-    plugin_registry,
-    sandbox,
-    sandbox_user,
-)
+from ncmcp.testing.fixtures import InProcessHost
 
-__all__ = ["InProcessHost", "anyio_backend", "http_host", "assert_plugin_contract", "make_host", "plugin_registry", "sandbox", "sandbox_user"]
+# The fixtures live in their own module and are registered through pytest_plugins, so that names
+# like ``sandbox`` do not shadow the ``ncmcp.testing.sandbox`` subpackage.
+pytest_plugins = ["ncmcp.testing.fixtures"]
+
+__all__ = ["InProcessHost", "assert_plugin_contract"]
