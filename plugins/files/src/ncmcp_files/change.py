@@ -17,6 +17,7 @@ from ncmcp_files.limits import limits
 from ncmcp_files.paths import is_within, normalize
 from ncmcp_files.payload import Payload
 from ncmcp_files.remote import display, space_of
+from ncmcp_files.serialize import one_writer
 from ncmcp_files.upload import Precondition
 
 
@@ -130,7 +131,8 @@ async def delete(ctx: ToolContext, path: str, etag: str | None = None) -> dict[s
         raise InvalidArgument("Your root folder cannot be deleted")
     info = await remote.stat(ctx, rel)
     headers = {"If-Match": quoted_etag(etag)} if etag else {}
-    response = await ctx.http.request("DELETE", space_of(ctx).files(rel), headers=headers, ok=(404, 412))
+    async with one_writer(ctx, rel):
+        response = await ctx.http.request("DELETE", space_of(ctx).files(rel), headers=headers, ok=(404, 412))
     if response.status_code == 404:
         raise NotFound(f"{display(rel)} does not exist")
     if response.status_code == 412:
@@ -152,14 +154,14 @@ async def _transfer(ctx: ToolContext, method: str, source: str, destination: str
     if is_within(dst, src):
         raise InvalidArgument(f"A folder cannot be {'moved' if verb == 'move' else 'copied'} into itself")
     space = space_of(ctx)
-    target = space.files_url(dst)
-    headers = {"Destination": target, "Overwrite": "T" if overwrite or destination_etag else "F"}
+    headers = {"Destination": space.files_url(dst), "Overwrite": "T" if overwrite or destination_etag else "F"}
     if source_etag:
         headers["If-Match"] = quoted_etag(source_etag, what="source_etag")
     if destination_etag:
         # RFC 4918 §10.4: a precondition on another resource than the request URI is a tagged list.
-        headers["If"] = f"<{target}> ([{quoted_etag(destination_etag, what='destination_etag')}])"
-    response = await ctx.http.request(method, space.files(src), headers=headers, ok=(404, 409, 412))
+        headers["If"] = f"<{space.files_href(dst)}> ([{quoted_etag(destination_etag, what='destination_etag')}])"
+    async with one_writer(ctx, src, dst):
+        response = await ctx.http.request(method, space.files(src), headers=headers, ok=(404, 409, 412))
     if response.status_code == 404:
         raise NotFound(f"{display(src)} does not exist")
     if response.status_code == 409:

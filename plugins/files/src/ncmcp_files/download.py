@@ -122,6 +122,19 @@ def _mostly_utf8(data: bytes) -> bool:
     return False
 
 
+#: How much more "chaos" than the best guess Windows-1252 may show and still be preferred.
+WESTERN_PREFERENCE = 0.2
+
+
 def _detect(sample: bytes) -> str | None:
-    match = charset_normalizer.from_bytes(sample).best()
-    return None if match is None else match.encoding
+    """The most likely charset. Short Western texts are ambiguous between the single-byte code
+    pages (a French line scores best as Baltic cp1257); Windows-1252, by far the most common
+    legacy charset, wins when it is nearly as plausible as the best guess."""
+    matches = list(charset_normalizer.from_bytes(sample))
+    if not matches:
+        return None
+    best = matches[0]
+    western = next((m for m in matches if m.encoding == "cp1252"), None)
+    if western is not None and western.chaos <= best.chaos + WESTERN_PREFERENCE:
+        return "cp1252"
+    return best.encoding

@@ -11,6 +11,7 @@ from ncmcp_files import query, remote
 from ncmcp_files.entries import entries, http_date_to_iso, quoted_etag, same_etag, to_int, unix_to_iso
 from ncmcp_files.paths import FOLDER_MIME, normalize, segment
 from ncmcp_files.remote import display, space_of
+from ncmcp_files.serialize import one_writer
 
 TRASH_PROPS = ("nc:trashbin-filename", "nc:trashbin-original-location", "nc:trashbin-deletion-time", "d:resourcetype",
                "d:getcontentlength", "oc:size", "d:getcontenttype", "oc:fileid", "d:getetag")
@@ -124,16 +125,19 @@ async def list_versions(ctx: ToolContext, path: str) -> dict[str, Any]:
 
 
 async def restore_version(ctx: ToolContext, path: str, version_id: str, etag: str | None = None) -> dict[str, Any]:
-    rel, info, file_id = await _file(ctx, path)
+    rel, _info, file_id = await _file(ctx, path)
     version = segment(version_id, what="version_id")
-    if etag and not same_etag(quoted_etag(etag), info["etag"]):
-        # The restore is a MOVE inside the versions tree, which has no precondition on the file
-        # itself; checking right before it narrows the window to one request.
-        raise Conflict(f"{display(rel)} changed since you read it; no version was restored", current_etag=info["etag"], path=rel)
     space = space_of(ctx)
-    response = await ctx.http.request("MOVE", space.versions(file_id, version),
-                                      headers={"Destination": space.version_restore_url()}, ok=(404,))
+    async with one_writer(ctx, rel):
+        if etag:
+            # The restore is a MOVE inside the versions tree, which carries no precondition on the
+            # file itself: compare right before it (writes through this server are queued meanwhile).
+            current = await remote.stat(ctx, rel)
+            if not same_etag(quoted_etag(etag), current["etag"]):
+                raise Conflict(f"{display(rel)} changed since you read it; no version was restored",
+                               current_etag=current["etag"], path=rel)
+        response = await ctx.http.request("MOVE", space.versions(file_id, version),
+                                          headers={"Destination": space.version_restore_url()}, ok=(404,))
     if response.status_code == 404:
         raise NotFound(f"{display(rel)} has no version {version!r}; list them with nc_files_list_versions")
     return {"entry": await remote.stat(ctx, rel), "restored_version": version}
-

@@ -103,7 +103,12 @@ class DavSpace:
         return f"/remote.php/dav/files/{self._user}/{encode(rel)}"
 
     def files_url(self, rel: str) -> str:
+        """Absolute URL (``Destination`` wants one)."""
         return self.base_url.rstrip("/") + self.files(rel)
+
+    def files_href(self, rel: str) -> str:
+        """Path on the server origin, with any sub-path (the resource tag of an ``If`` header)."""
+        return self._base_path + self.files(rel)
 
     def search_scope(self, rel: str) -> str:
         """The ``d:href`` of a SEARCH scope: relative to the DAV root, percent-encoded."""

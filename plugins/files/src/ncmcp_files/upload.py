@@ -20,6 +20,7 @@ from ncmcp_files.entries import same_etag
 from ncmcp_files.limits import MAX_CHUNKS
 from ncmcp_files.payload import Payload
 from ncmcp_files.remote import display, space_of
+from ncmcp_files.serialize import one_writer
 
 UPLOAD_ID = re.compile(r"^ncmcp-[0-9a-f]{32}$")
 
@@ -36,9 +37,9 @@ class Precondition:
             return {"If-Match": self.etag}
         return {} if self.overwrite else {"If-None-Match": "*"}
 
-    def move_headers(self, target_url: str) -> dict[str, str]:
+    def move_headers(self, target_href: str) -> dict[str, str]:
         if self.etag:
-            return {"If": f"<{target_url}> ([{self.etag}])", "Overwrite": "T"}
+            return {"If": f"<{target_href}> ([{self.etag}])", "Overwrite": "T"}
         return {"Overwrite": "T" if self.overwrite else "F"}
 
     async def check_now(self, ctx: ToolContext, rel: str) -> None:
@@ -82,8 +83,9 @@ def _etag_of(response: httpx.Response) -> str | None:
 
 async def put(ctx: ToolContext, rel: str, data: bytes, pre: Precondition) -> tuple[bool, str | None]:
     """One conditional PUT. Returns ``(created, etag of what was written)``."""
-    response = await ctx.http.request("PUT", space_of(ctx).files(rel), headers=pre.put_headers(), content=data,
-                                      ok=(405, 409, 412))
+    async with one_writer(ctx, rel):
+        response = await ctx.http.request("PUT", space_of(ctx).files(rel), headers=pre.put_headers(), content=data,
+                                          ok=(405, 409, 412))
     if response.status_code == 412:
         raise await _refused(ctx, rel, pre)
     if response.status_code == 409:
@@ -146,9 +148,10 @@ async def send(ctx: ToolContext, rel: str, upload_id: str, payload: Payload, *, 
 async def finish(ctx: ToolContext, rel: str, upload_id: str, pre: Precondition, total: int) -> tuple[bool, str | None]:
     """Assemble the chunks at ``rel`` (MOVE of ``.file``). Returns ``(created, etag)``."""
     space = space_of(ctx)
-    target = space.files_url(rel)
-    headers = {"Destination": target, "OC-Total-Length": str(total), **pre.move_headers(target)}
-    response = await ctx.http.request("MOVE", space.upload(upload_id, ".file"), headers=headers, ok=(404, 409, 412))
+    headers = {"Destination": space.files_url(rel), "OC-Total-Length": str(total), **pre.move_headers(space.files_href(rel))}
+    async with one_writer(ctx, rel):
+        await pre.check_now(ctx, rel)  # also guards servers that ignore preconditions on the assembling MOVE
+        response = await ctx.http.request("MOVE", space.upload(upload_id, ".file"), headers=headers, ok=(404, 409, 412))
     if response.status_code == 404:
         raise NotFound(f"Upload {upload_id} does not exist (finished, cancelled, or expired after 24 h without activity)")
     if response.status_code == 412:

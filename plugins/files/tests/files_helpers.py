@@ -1,0 +1,42 @@
+"""Small helpers for the Files tests: call a tool and insist on success or on a given error."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+
+async def ok(host: Any, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    result = await host.call(tool, args or {})
+    assert not result.is_error, f"{tool} failed: {result.content[0].text}"
+    return dict(result.structured_content)
+
+
+async def fails(host: Any, tool: str, args: dict[str, Any], code: str) -> tuple[str, dict[str, Any]]:
+    """The error message and details (the JSON line the host appends) of a call that must fail.
+
+    The host adds that line only for errors with details, so without one only the message is checked
+    by the caller; with one its ``error`` code must be ``code``."""
+    result = await host.call(tool, args)
+    assert result.is_error, f"{tool} should have failed with {code}: {result.structured_content}"
+    text = result.content[0].text
+    lines = text.splitlines()
+    details: dict[str, Any] = {}
+    if len(lines) > 1 and lines[-1].startswith("{"):
+        details = json.loads(lines[-1])
+    if details:
+        assert details["error"] == code, text
+    return text, details
+
+
+def blob_of(result: Any) -> tuple[bytes, str, str]:
+    """``(bytes, mime type, uri)`` of the embedded blob resource of a tool result."""
+    for item in result.content:
+        if getattr(item, "type", None) == "resource":
+            return base64.b64decode(item.resource.blob), item.resource.mime_type, str(item.resource.uri)
+    raise AssertionError("no embedded resource in the result")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
