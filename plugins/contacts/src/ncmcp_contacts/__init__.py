@@ -1,0 +1,1 @@
+"""ncmcp plugin: Nextcloud Contacts (CardDAV)."""
