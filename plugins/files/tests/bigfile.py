@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     import anyio
-
     from ncmcp.testing.http import connect
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -8,12 +8,12 @@ from urllib.parse import quote
 
 import anyio
 import httpx
+import ncmcp_files.plugin as files_plugin
 import pytest
 from files_helpers import fails, ok
 
-import ncmcp_files.plugin as files_plugin
-
 pytestmark = pytest.mark.anyio
+WRITE = "nc_files_write_file"
 
 ESCAPES = [
     "..", "../etc/passwd", "a/../../b", "a/..", "/..", "./../x", "Docs/../../other-user/secret",
@@ -39,7 +39,7 @@ def allowed_paths(user: str) -> tuple[str, ...]:
 
 async def test_escape_attempts_are_refused_before_any_request(http_host, sandbox, sandbox_user) -> None:
     calls = [(tool, args) for bad in ESCAPES for tool, args in [
-        ("nc_files_read_file", {"path": bad}), ("nc_files_write_file", {"path": bad, "content": "x"}),
+        ("nc_files_read_file", {"path": bad}), (WRITE, {"path": bad, "content": "x"}),
         ("nc_files_move", {"source": "x.txt", "destination": bad}), ("nc_files_copy", {"source": bad, "destination": "y.txt"}),
         ("nc_files_search", {"name": "x", "folder": bad}), ("nc_files_delete", {"path": bad}),
         ("nc_files_list_versions", {"path": bad}), ("nc_files_set_favorite", {"path": bad})]]
@@ -70,7 +70,7 @@ async def test_odd_names_round_trip_and_no_request_leaves_the_root(http_host, sa
         await ok(host, "nc_files_create_directory", {"path": "odd"})
 
         async def write_and_read(name: str) -> None:
-            written = await ok(host, "nc_files_write_file", {"path": f"odd/{name}", "content": name})
+            written = await ok(host, WRITE, {"path": f"odd/{name}", "content": name})
             assert written["entry"]["name"] == name and written["entry"]["path"] == f"odd/{name}"
             assert (await ok(host, "nc_files_read_file", {"path": f"odd/{name}", "mode": "text"}))["text"] == name
 
@@ -90,9 +90,9 @@ async def test_odd_names_round_trip_and_no_request_leaves_the_root(http_host, sa
         moved = await ok(host, "nc_files_move", {"source": "odd/#hash", "destination": "odd/50% off ?#.txt"})
         assert moved["entry"]["name"] == "50% off ?#.txt"
         # URL-looking and absolute paths stay inside the root.
-        inside = await ok(host, "nc_files_write_file", {"path": "http://evil.example/x", "content": "x", "create_parents": True})
+        inside = await ok(host, WRITE, {"path": "http://evil.example/x", "content": "x", "create_parents": True})
         assert inside["entry"]["path"] == "http:/evil.example/x"
-        rooted = await ok(host, "nc_files_write_file", {"path": "/etc/passwd", "content": "x", "create_parents": True})
+        rooted = await ok(host, WRITE, {"path": "/etc/passwd", "content": "x", "create_parents": True})
         assert rooted["entry"]["path"] == "etc/passwd"
         for key in sandbox.stats()["requests"]:
             method, _, path = key.partition(" ")
@@ -104,10 +104,10 @@ async def test_search_values_are_escaped_in_one_place(http_host) -> None:
     names = ["a&b", "x<y>z", "]]>", "&amp;", "<!ENTITY e SYSTEM 'passwd'>&e;", "' or ''='",
              "\" and \"", "tab-free “quotes” ‘too’", "ж & Ж", "😀<&>😀"]
     async with http_host(plugins=[files_plugin]) as host:
-        await ok(host, "nc_files_write_file", {"path": "s/plain.txt", "content": "x", "create_parents": True})
+        await ok(host, WRITE, {"path": "s/plain.txt", "content": "x", "create_parents": True})
 
         async def write(name: str) -> None:
-            await ok(host, "nc_files_write_file", {"path": f"s/{name}.txt", "content": "x"})
+            await ok(host, WRITE, {"path": f"s/{name}.txt", "content": "x"})
 
         async def search(name: str) -> None:
             found = await ok(host, "nc_files_search", {"name": f"{name}.txt", "folder": "s"})
@@ -126,7 +126,7 @@ async def test_concurrent_writers_one_wins_the_others_get_the_current_etag(http_
         results: dict[int, object] = {}
 
         async def create(i: int) -> None:
-            results[i] = await host.call("nc_files_write_file", {"path": "race.txt", "content": f"writer {i}"})
+            results[i] = await host.call(WRITE, {"path": "race.txt", "content": f"writer {i}"})
 
         async with anyio.create_task_group() as tg:
             for i in range(8):
@@ -144,7 +144,7 @@ async def test_concurrent_writers_one_wins_the_others_get_the_current_etag(http_
         updates: dict[int, object] = {}
 
         async def update(i: int) -> None:
-            updates[i] = await host.call("nc_files_write_file", {"path": "race.txt", "content": f"update {i}", "etag": winner_etag})
+            updates[i] = await host.call(WRITE, {"path": "race.txt", "content": f"update {i}", "etag": winner_etag})
 
         async with anyio.create_task_group() as tg:
             for i in range(6):
@@ -163,7 +163,7 @@ async def test_concurrent_writers_one_wins_the_others_get_the_current_etag(http_
 async def test_locked_quota_and_missing_parent_are_clear_errors(http_host, sandbox, sandbox_user) -> None:
     user, password = sandbox_user
     async with http_host(plugins=[files_plugin]) as host:
-        entry = (await ok(host, "nc_files_write_file", {"path": "held.txt", "content": "v1"}))["entry"]
+        entry = (await ok(host, WRITE, {"path": "held.txt", "content": "v1"}))["entry"]
         # A real WebDAV lock taken by another client (e.g. an office editor).
         lock_body = ('<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope>'
                      '<d:locktype><d:write/></d:locktype><d:owner>editor</d:owner></d:lockinfo>')
@@ -171,16 +171,17 @@ async def test_locked_quota_and_missing_parent_are_clear_errors(http_host, sandb
             locked = await other.request("LOCK", f"/remote.php/dav/files/{user}/held.txt", content=lock_body,
                                          headers={"Depth": "0", "Timeout": "Second-60"})
             assert locked.status_code == 200
-            text, details = await fails(host, "nc_files_write_file", {"path": "held.txt", "content": "v2", "etag": entry["etag"]}, "locked")
+            text, details = await fails(host, WRITE, {"path": "held.txt", "content": "v2", "etag": entry["etag"]}, "locked")
             assert "locked" in text.lower()
             await fails(host, "nc_files_delete", {"path": "held.txt"}, "locked")
             token = locked.headers["Lock-Token"]
-            assert (await other.request("UNLOCK", f"/remote.php/dav/files/{user}/held.txt", headers={"Lock-Token": token})).is_success
-        await ok(host, "nc_files_write_file", {"path": "held.txt", "content": "v2", "etag": entry["etag"]})
+            unlocked = await other.request("UNLOCK", f"/remote.php/dav/files/{user}/held.txt", headers={"Lock-Token": token})
+            assert unlocked.is_success
+        await ok(host, WRITE, {"path": "held.txt", "content": "v2", "etag": entry["etag"]})
 
         sandbox.add_fault(path=f"/remote.php/dav/files/{user}/full.bin", status=507, method="PUT", times=1)
         try:
-            text, _ = await fails(host, "nc_files_write_file", {"path": "full.bin", "content": "x"}, "quota_exceeded")
+            text, _ = await fails(host, WRITE, {"path": "full.bin", "content": "x"}, "quota_exceeded")
             assert "quota" in text.lower()
         finally:
             sandbox.clear_faults()

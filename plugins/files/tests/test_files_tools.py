@@ -6,16 +6,16 @@ from __future__ import annotations
 import base64
 import json
 
+import ncmcp_files.plugin as files_plugin
 import pytest
 from files_helpers import b64, blob_of, fails, ok
 from ncmcp.testing import assert_plugin_contract
 
-import ncmcp_files.plugin as files_plugin
-
 pytestmark = pytest.mark.anyio
+WRITE = "nc_files_write_file"
 
 ALL_TOOLS = {
-    "nc_files_list_directory", "nc_files_get_file_info", "nc_files_read_file", "nc_files_write_file",
+    "nc_files_list_directory", "nc_files_get_file_info", "nc_files_read_file", WRITE,
     "nc_files_create_directory", "nc_files_delete", "nc_files_move", "nc_files_copy", "nc_files_search",
     "nc_files_find_by_name", "nc_files_find_by_type", "nc_files_list_favorites", "nc_files_set_favorite",
     "nc_files_list_trash", "nc_files_restore_from_trash", "nc_files_list_versions", "nc_files_restore_version",
@@ -38,7 +38,7 @@ async def test_tools_are_listed_with_annotations_and_schemas(http_host) -> None:
             assert tool.output_schema and tool.annotations and tool.title
             assert tool.input_schema.get("additionalProperties") is False
         assert tools["nc_files_read_file"].annotations.read_only_hint is True
-        assert tools["nc_files_write_file"].annotations.destructive_hint is True
+        assert tools[WRITE].annotations.destructive_hint is True
         assert tools["nc_files_set_favorite"].annotations.idempotent_hint is True
         templates = (await host.client.list_resource_templates()).resource_templates
         assert [t.uri_template for t in templates] == ["nc://files/{path}"]
@@ -49,7 +49,7 @@ async def test_write_read_info_list(http_host) -> None:
         made = await ok(host, "nc_files_create_directory", {"path": "Docs"})
         assert made["created"] and made["entry"]["type"] == "directory" and made["entry"]["path"] == "Docs"
         for name, text in [("b.md", "# B"), ("a.txt", "alpha"), ("C.txt", "gamma!")]:
-            written = await ok(host, "nc_files_write_file", {"path": f"Docs/{name}", "content": text})
+            written = await ok(host, WRITE, {"path": f"Docs/{name}", "content": text})
             assert written["status"] == "written" and written["created"] is True and not written["chunked"]
             assert written["entry"]["size"] == len(text.encode()) and written["entry"]["etag"]
         await ok(host, "nc_files_create_directory", {"path": "Docs/sub"})
@@ -87,37 +87,37 @@ async def test_write_read_info_list(http_host) -> None:
 
 async def test_write_never_overwrites_silently(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        first = await ok(host, "nc_files_write_file", {"path": "plan.txt", "content": "v1"})
+        first = await ok(host, WRITE, {"path": "plan.txt", "content": "v1"})
         etag1 = first["entry"]["etag"]
 
-        text, details = await fails(host, "nc_files_write_file", {"path": "plan.txt", "content": "oops"}, "conflict")
+        text, details = await fails(host, WRITE, {"path": "plan.txt", "content": "oops"}, "conflict")
         assert "already exists" in text and details["current_etag"] == etag1
 
-        second = await ok(host, "nc_files_write_file", {"path": "plan.txt", "content": "v2", "etag": etag1})
+        second = await ok(host, WRITE, {"path": "plan.txt", "content": "v2", "etag": etag1})
         etag2 = second["entry"]["etag"]
         assert second["created"] is False and etag2 != etag1
 
-        text, details = await fails(host, "nc_files_write_file", {"path": "plan.txt", "content": "lost?", "etag": etag1}, "conflict")
+        text, details = await fails(host, WRITE, {"path": "plan.txt", "content": "lost?", "etag": etag1}, "conflict")
         assert "changed since you read it" in text and details["current_etag"] == etag2
         assert (await ok(host, "nc_files_read_file", {"path": "plan.txt"}))["text"] == "v2"
 
         # An unquoted etag is accepted too; overwrite=true replaces whatever is there.
-        third = await ok(host, "nc_files_write_file", {"path": "plan.txt", "content": "v3", "etag": etag2.strip('"')})
-        forced = await ok(host, "nc_files_write_file", {"path": "plan.txt", "content": "v4", "overwrite": True})
+        third = await ok(host, WRITE, {"path": "plan.txt", "content": "v3", "etag": etag2.strip('"')})
+        forced = await ok(host, WRITE, {"path": "plan.txt", "content": "v4", "overwrite": True})
         assert forced["entry"]["etag"] != third["entry"]["etag"]
         assert (await ok(host, "nc_files_read_file", {"path": "plan.txt"}))["text"] == "v4"
 
         await ok(host, "nc_files_delete", {"path": "plan.txt"})
-        text, details = await fails(host, "nc_files_write_file", {"path": "plan.txt", "content": "v5", "etag": etag2}, "conflict")
+        text, details = await fails(host, WRITE, {"path": "plan.txt", "content": "v5", "etag": etag2}, "conflict")
         assert "no longer exists" in text and details["exists"] is False
 
-        text, _ = await fails(host, "nc_files_write_file", {"path": "no/such/dir/f.txt", "content": "x"}, "not_found")
+        text, _ = await fails(host, WRITE, {"path": "no/such/dir/f.txt", "content": "x"}, "not_found")
         assert "'no/such/dir' does not exist" in text and "create_parents" in text
-        deep = await ok(host, "nc_files_write_file", {"path": "no/such/dir/f.txt", "content": "x", "create_parents": True})
+        deep = await ok(host, WRITE, {"path": "no/such/dir/f.txt", "content": "x", "create_parents": True})
         assert deep["entry"]["path"] == "no/such/dir/f.txt"
-        text, _ = await fails(host, "nc_files_write_file", {"path": "no/such/dir/f.txt/inside.txt", "content": "x"}, "invalid_argument")
+        text, _ = await fails(host, WRITE, {"path": "no/such/dir/f.txt/inside.txt", "content": "x"}, "invalid_argument")
         assert "is a file" in text
-        text, _ = await fails(host, "nc_files_write_file", {"path": "no", "content": "x", "overwrite": True}, "invalid_argument")
+        text, _ = await fails(host, WRITE, {"path": "no", "content": "x", "overwrite": True}, "invalid_argument")
         assert "folder" in text
 
 
@@ -125,7 +125,7 @@ async def test_binary_blob_ranges_and_read_limit(http_host, monkeypatch) -> None
     monkeypatch.setenv("NEXTCLOUD_MCP_FILES_MAX_READ_BYTES", "4096")
     data = bytes(range(256)) * 40  # 10240 bytes, not UTF-8
     async with http_host(plugins=[files_plugin]) as host:
-        await ok(host, "nc_files_write_file", {"path": "pic.png", "content": b64(data), "encoding": "base64"})
+        await ok(host, WRITE, {"path": "pic.png", "content": b64(data), "encoding": "base64"})
 
         text, _ = await fails(host, "nc_files_read_file", {"path": "pic.png"}, "invalid_argument")
         assert "10240 bytes" in text and "above the read limit of 4096" in text and "offset=0 and length=4096" in text
@@ -151,23 +151,23 @@ async def test_binary_blob_ranges_and_read_limit(http_host, monkeypatch) -> None
         text, _ = await fails(host, "nc_files_read_file", {"path": "pic.png", "offset": 0, "length": 4096, "mode": "text"},
                               "invalid_argument")
         assert "mode='binary'" in text
-        await ok(host, "nc_files_write_file", {"path": "n.txt", "content": "plain"})
+        await ok(host, WRITE, {"path": "n.txt", "content": "plain"})
         raw = await host.call("nc_files_read_file", {"path": "n.txt", "mode": "binary"})
         assert blob_of(raw)[0] == b"plain" and raw.structured_content["encoding"] == "binary"
 
 
 async def test_text_charsets_and_ranges_cutting_characters(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        await ok(host, "nc_files_write_file", {"path": "utf16.txt", "content": b64("Grüße, 世界".encode("utf-16")), "encoding": "base64"})
+        await ok(host, WRITE, {"path": "utf16.txt", "content": b64("Grüße, 世界".encode("utf-16")), "encoding": "base64"})
         got = await ok(host, "nc_files_read_file", {"path": "utf16.txt"})
         assert got["text"] == "Grüße, 世界" and got["charset"].startswith("utf-16")
 
         latin = "Ça coûte très cher, déjà élevé à Noël. " * 20
-        await ok(host, "nc_files_write_file", {"path": "latin.txt", "content": b64(latin.encode("latin-1")), "encoding": "base64"})
+        await ok(host, WRITE, {"path": "latin.txt", "content": b64(latin.encode("latin-1")), "encoding": "base64"})
         got = await ok(host, "nc_files_read_file", {"path": "latin.txt"})
         assert got["encoding"] == "text" and got["text"] == latin and got["charset"] == "cp1252"
 
-        await ok(host, "nc_files_write_file", {"path": "u.md", "content": "aé世b"})  # bytes: a, c3 a9, e4 b8 96, b
+        await ok(host, WRITE, {"path": "u.md", "content": "aé世b"})  # bytes: a, c3 a9, e4 b8 96, b
         cut = await ok(host, "nc_files_read_file", {"path": "u.md", "offset": 2, "length": 3})  # a9 e4 b8
         assert cut["encoding"] == "text" and cut["text"].startswith("\ufffd") and cut["length"] == 3
 
@@ -182,7 +182,7 @@ async def test_create_directory_delete_trash_restore(http_host) -> None:
         assert details["current_etag"] == again["entry"]["etag"]
         await fails(host, "nc_files_create_directory", {"path": "x/y"}, "not_found")
 
-        note = await ok(host, "nc_files_write_file", {"path": "a/b/c/note.txt", "content": "keep me"})
+        note = await ok(host, WRITE, {"path": "a/b/c/note.txt", "content": "keep me"})
         text, details = await fails(host, "nc_files_delete", {"path": "a/b/c/note.txt", "etag": '"stale"'}, "conflict")
         assert details["current_etag"] == note["entry"]["etag"] and "nothing was deleted" in text
         gone = await ok(host, "nc_files_delete", {"path": "a/b/c/note.txt", "etag": note["entry"]["etag"]})
@@ -212,9 +212,9 @@ async def test_create_directory_delete_trash_restore(http_host) -> None:
 
 async def test_restore_lands_elsewhere_when_the_name_is_taken(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        first = await ok(host, "nc_files_write_file", {"path": "r.txt", "content": "old"})
+        first = await ok(host, WRITE, {"path": "r.txt", "content": "old"})
         await ok(host, "nc_files_delete", {"path": "r.txt"})
-        await ok(host, "nc_files_write_file", {"path": "r.txt", "content": "new"})
+        await ok(host, WRITE, {"path": "r.txt", "content": "new"})
         (item,) = (await ok(host, "nc_files_list_trash", {}))["items"]
         restored = await ok(host, "nc_files_restore_from_trash", {"trash_name": item["trash_name"]})
         assert restored["entry"]["path"] != "r.txt" and restored["entry"]["file_id"] == first["entry"]["file_id"]
@@ -224,8 +224,8 @@ async def test_restore_lands_elsewhere_when_the_name_is_taken(http_host) -> None
 
 async def test_move_and_copy_respect_the_destination(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        src = (await ok(host, "nc_files_write_file", {"path": "src.txt", "content": "source"}))["entry"]
-        dst = (await ok(host, "nc_files_write_file", {"path": "dst.txt", "content": "dest"}))["entry"]
+        src = (await ok(host, WRITE, {"path": "src.txt", "content": "source"}))["entry"]
+        dst = (await ok(host, WRITE, {"path": "dst.txt", "content": "dest"}))["entry"]
 
         text, details = await fails(host, "nc_files_move", {"source": "src.txt", "destination": "dst.txt"}, "conflict")
         assert "already exists" in text and details["current_etag"] == dst["etag"]
@@ -243,7 +243,8 @@ async def test_move_and_copy_respect_the_destination(http_host) -> None:
         assert details["current_etag"] == src["etag"]
         await fails(host, "nc_files_move", {"source": "src.txt", "destination": "folder/moved.txt"}, "not_found")  # no parent
         await ok(host, "nc_files_create_directory", {"path": "folder"})
-        moved = await ok(host, "nc_files_move", {"source": "src.txt", "destination": "folder/moved.txt", "source_etag": src["etag"]})
+        moved = await ok(host, "nc_files_move", {"source": "src.txt", "destination": "folder/moved.txt",
+                                                 "source_etag": src["etag"]})
         assert moved["overwritten"] is False and moved["entry"]["file_id"] == src["file_id"]  # a rename keeps the id
         await fails(host, "nc_files_get_file_info", {"path": "src.txt"}, "not_found")
 
@@ -270,7 +271,7 @@ async def test_search_find_and_favourites(http_host) -> None:
             "photo.jpg": "f" * 50,
         }
         for path, content in files.items():
-            await ok(host, "nc_files_write_file", {"path": path, "content": content})
+            await ok(host, WRITE, {"path": path, "content": content})
 
         async def names(tool: str, args: dict) -> list[str]:
             return sorted(e["name"] for e in (await ok(host, tool, args))["results"])
@@ -314,8 +315,8 @@ async def test_search_find_and_favourites(http_host) -> None:
 
 async def test_versions_list_and_restore(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        v1 = (await ok(host, "nc_files_write_file", {"path": "doc.txt", "content": "first"}))["entry"]
-        v2 = (await ok(host, "nc_files_write_file", {"path": "doc.txt", "content": "second", "etag": v1["etag"]}))["entry"]
+        v1 = (await ok(host, WRITE, {"path": "doc.txt", "content": "first"}))["entry"]
+        v2 = (await ok(host, WRITE, {"path": "doc.txt", "content": "second", "etag": v1["etag"]}))["entry"]
         listed = await ok(host, "nc_files_list_versions", {"path": "doc.txt"})
         assert listed["entry"]["etag"] == v2["etag"] and listed["total"] == 1
         (old,) = listed["versions"]
@@ -336,8 +337,8 @@ async def test_versions_list_and_restore(http_host) -> None:
 
 async def test_resource_template_reads_files_and_folders(http_host) -> None:
     async with http_host(plugins=[files_plugin]) as host:
-        await ok(host, "nc_files_write_file", {"path": "My Notes/ünïcode #1 & 50%?.md", "content": "# Hi", "create_parents": True})
-        await ok(host, "nc_files_write_file", {"path": "My Notes/raw.bin", "content": b64(b"\x00\x01\xff"), "encoding": "base64"})
+        await ok(host, WRITE, {"path": "My Notes/ünïcode #1 & 50%?.md", "content": "# Hi", "create_parents": True})
+        await ok(host, WRITE, {"path": "My Notes/raw.bin", "content": b64(b"\x00\x01\xff"), "encoding": "base64"})
         entry = await ok(host, "nc_files_get_file_info", {"path": "My Notes/ünïcode #1 & 50%?.md"})
         read = await host.client.read_resource(entry["uri"])
         (content,) = read.contents

@@ -82,10 +82,12 @@ async def read_content(ctx: ToolContext, rel: str, *, offset: int | None, length
         raise Conflict(f"{display(rel)} kept changing while it was read; try again later")
     partial = got.offset > 0 or len(got.data) < size
     text = charset = None
-    if mode == "text" or (mode == "auto" and (download.is_text_type(info["mime_type"]) or download.is_text_type(got.content_type))):
+    looks_textual = download.is_text_type(info["mime_type"]) or download.is_text_type(got.content_type)
+    if mode == "text" or (mode == "auto" and looks_textual):
         decoded = await download.decode_text(got.data, got.charset, partial=partial)
         if decoded is None and mode == "text":
-            raise InvalidArgument(f"{display(rel)} is not text in any charset that could be recognised; read it with mode='binary'")
+            raise InvalidArgument(f"{display(rel)} is not text in any charset that could be recognised; "
+                                  "read it with mode='binary'")
         if decoded is not None:
             text, charset = decoded
     return Content(info, got.data, got.offset, text, charset, info["mime_type"])

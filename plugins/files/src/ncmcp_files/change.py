@@ -52,6 +52,8 @@ async def write_file(ctx: ToolContext, path: str, content: str = "", encoding: s
         await remote.make_parents(ctx, rel)
 
     if upload_id is None and final:
+        if total_size is not None and total_size != payload.size:
+            raise InvalidArgument(f"content is {payload.size} bytes but total_size says {total_size}")
         if payload.size <= lim.chunk_size:
             created, new_etag = await upload.put(ctx, rel, payload.data(), pre)
             return _result("written", rel, entry=await _written(ctx, rel, new_etag), created=created,
@@ -90,7 +92,8 @@ async def write_file(ctx: ToolContext, path: str, content: str = "", encoding: s
     return _result("written", rel, entry=await _written(ctx, rel, new_etag), created=created, size=received, chunked=True)
 
 
-async def _chunked_in_one_call(ctx: ToolContext, rel: str, payload: Payload, pre: Precondition, chunk_size: int) -> dict[str, Any]:
+async def _chunked_in_one_call(ctx: ToolContext, rel: str, payload: Payload, pre: Precondition,
+                               chunk_size: int) -> dict[str, Any]:
     await pre.check_now(ctx, rel)
     upload_id = await upload.start(ctx, rel)
     try:
@@ -109,7 +112,7 @@ async def _chunked_in_one_call(ctx: ToolContext, rel: str, payload: Payload, pre
 def _result(status: str, rel: str, *, entry: dict[str, Any] | None = None, created: bool | None = None, size: int = 0,
             chunked: bool = False, upload_id: str | None = None) -> dict[str, Any]:
     return {"status": status, "path": rel, "entry": entry, "created": created, "bytes": size, "chunked": chunked,
-            "upload_id": upload_id if status == "uploading" or status in ("cancelled", "not_found") else None}
+            "upload_id": upload_id}
 
 
 async def create_directory(ctx: ToolContext, path: str, create_parents: bool = False) -> dict[str, Any]:

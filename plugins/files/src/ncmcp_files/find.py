@@ -23,7 +23,8 @@ def _when(value: str | None, what: str) -> datetime | None:
         try:
             parsed = datetime.combine(date.fromisoformat(value.strip()), datetime.min.time())
         except ValueError:
-            raise InvalidArgument(f"{what} must be an ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T12:00:00Z") from None
+            raise InvalidArgument(f"{what} must be an ISO 8601 date or date-time, "
+                                  "e.g. 2024-05-01 or 2024-05-01T12:00:00Z") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -45,13 +46,14 @@ async def run_search(ctx: ToolContext, criteria: query.Criteria, *, folder: str,
                                       content=body, ok=(405, 501))
     if response.status_code in (405, 501):
         raise UpstreamError("This Nextcloud does not support WebDAV SEARCH (RFC 5323)")
-    found = [e for e in entries(space, await remote.multistatus(ctx, response)) if e["path"] != rel and is_within(e["path"], rel)]
+    returned = entries(space, await remote.multistatus(ctx, response))
+    found = [e for e in returned if e["path"] != rel and is_within(e["path"], rel)]
     if criteria.name:
         # The server's LIKE is a superset (see query.like_pattern); keep exact matches only.
         matcher = query.name_matcher(criteria.name)
         found = [e for e in found if matcher.fullmatch(e["name"])]
     return {"results": found[:limit], "count": min(len(found), limit), "folder": rel,
-            "may_have_more": len(found) >= limit}
+            "may_have_more": len(returned) >= limit}
 
 
 async def search(ctx: ToolContext, name: str | None = None, mime_type: str | None = None, type: str = "any",
@@ -81,7 +83,8 @@ async def list_favorites(ctx: ToolContext, folder: str = "", limit: int = 100, o
     found = [e for e in entries(space, await remote.multistatus(ctx, response)) if is_within(e["path"], rel) and e["favorite"]]
     found.sort(key=lambda e: e["path"].casefold())
     end = offset + limit
-    return {"favorites": found[offset:end], "total": len(found), "offset": offset, "next_offset": end if end < len(found) else None}
+    return {"favorites": found[offset:end], "total": len(found), "offset": offset,
+            "next_offset": end if end < len(found) else None}
 
 
 async def set_favorite(ctx: ToolContext, path: str, favorite: bool = True) -> dict[str, Any]:

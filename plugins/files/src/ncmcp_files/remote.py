@@ -33,7 +33,8 @@ async def multistatus(ctx: ToolContext, response: httpx.Response) -> list[xml.Da
     return xml.parse_multistatus(body, ctx.http.base_url)
 
 
-async def propfind(ctx: ToolContext, path: str, props: tuple[str, ...] | list[str], *, depth: str, what: str) -> list[xml.DavResponse]:
+async def propfind(ctx: ToolContext, path: str, props: tuple[str, ...] | list[str], *, depth: str,
+                   what: str) -> list[xml.DavResponse]:
     """PROPFIND ``path`` (an encoded request path); a 404 names ``what``."""
     response = await ctx.http.request("PROPFIND", path, headers={**XML, "Depth": depth},
                                       content=xml.propfind_body(props), ok=(404,))

@@ -20,7 +20,11 @@ def _out(properties: dict[str, Any], required: list[str] | None = None) -> dict[
     return {"type": "object", "properties": properties, "required": required or list(properties)}
 
 
-def _path(description: str = "Path relative to your Nextcloud root, e.g. 'Documents/report.pdf'; '' or '/' is the root") -> dict[str, Any]:
+PATH_HELP = "Path relative to your Nextcloud root, e.g. 'Documents/report.pdf'; '' or '/' is the root"
+DATE_HELP = "ISO 8601 date or date-time (UTC unless it says otherwise)"
+
+
+def _path(description: str = PATH_HELP) -> dict[str, Any]:
     return {"type": "string", "maxLength": 4096, "description": description}
 
 
@@ -80,8 +84,8 @@ TRASH_ITEM = _out({
 })
 TRASH_OUT = _out({"items": {"type": "array", "items": TRASH_ITEM}, "total": {"type": "integer"}, "offset": {"type": "integer"},
                   "next_offset": NEXT})
-RESTORE_TRASH_OUT = _out({"restored": {"type": "boolean"}, "trash_name": {"type": "string"}, "original_location": {"type": "string"},
-                          "entry": MAYBE_ENTRY})
+RESTORE_TRASH_OUT = _out({"restored": {"type": "boolean"}, "trash_name": {"type": "string"},
+                          "original_location": {"type": "string"}, "entry": MAYBE_ENTRY})
 VERSION = _out({
     "version_id": {"type": "string", "description": "Pass to nc_files_restore_version"},
     "size": {"type": "integer"},
@@ -96,13 +100,15 @@ RESTORE_VERSION_OUT = _out({"entry": ENTRY_SCHEMA, "restored_version": {"type": 
 
 SEARCH_IN = {
     "name": {"type": "string", "minLength": 1, "maxLength": 250,
-             "description": "Name pattern, case-insensitive: * any characters, ? one character; without wildcards, names containing it"},
-    "mime_type": {"type": "string", "maxLength": 255, "description": "'application/pdf', or a whole family: 'image/*' or 'image'"},
+             "description": "Name pattern, case-insensitive: * any characters, ? one character; "
+                            "without wildcards, names containing it"},
+    "mime_type": {"type": "string", "maxLength": 255,
+                  "description": "'application/pdf', or a whole family: 'image/*' or 'image'"},
     "type": {"type": "string", "enum": ["any", "file", "directory"], "default": "any"},
     "min_size": {"type": "integer", "minimum": 0, "description": "Bytes"},
     "max_size": {"type": "integer", "minimum": 0, "description": "Bytes"},
-    "modified_after": {"type": "string", "maxLength": 40, "description": "ISO 8601 date or date-time (UTC unless it says otherwise)"},
-    "modified_before": {"type": "string", "maxLength": 40, "description": "ISO 8601 date or date-time (UTC unless it says otherwise)"},
+    "modified_after": {"type": "string", "maxLength": 40, "description": DATE_HELP},
+    "modified_before": {"type": "string", "maxLength": 40, "description": DATE_HELP},
     "favorites_only": {"type": "boolean", "default": False},
     "folder": FOLDER,
     "limit": _limit(50, 1000),
@@ -114,8 +120,9 @@ READ_HINT = ToolHints(read_only=True, destructive=False, idempotent=True)
 
 TOOLS = [
     ToolSpec(name="nc_files_list_directory", title="List a folder", access=Access.READ, handler=browse.list_directory,
-             description="List the files and folders directly inside a folder (not recursive), sorted, a page at a time. "
-                         "Each entry has path, type, size, modified time, MIME type, etag, file id, favourite flag and permissions.",
+             description="List the files and folders directly inside a folder (not recursive), sorted, a page at a "
+                         "time. Each entry has path, type, size, modified time, MIME type, etag, file id, favourite "
+                         "flag and permissions.",
              input_schema=_obj({"path": {**PATH, "default": ""}, "limit": _limit(100, 1000), "offset": OFFSET,
                                 "sort_by": {"type": "string", "enum": ["name", "modified", "size", "type"], "default": "name"},
                                 "descending": {"type": "boolean", "default": False},
@@ -136,13 +143,14 @@ TOOLS = [
                                 "mode": {"type": "string", "enum": ["auto", "text", "binary"], "default": "auto"}}, ["path"]),
              output_schema=READ_OUT, hints=READ_HINT),
     ToolSpec(name="nc_files_write_file", title="Write a file", access=Access.WRITE, handler=change.write_file,
-             description="Write a file; never replaces anything silently. By default it only creates: if the file exists you get a "
-                         "conflict with its current etag. To replace a file pass the etag you read (the write fails with a "
-                         "conflict if someone changed it meanwhile), or overwrite=true to replace whatever is there. "
-                         "content is text (encoding='text', stored as UTF-8) or base64 (encoding='base64'). One call takes up to "
-                         f"{DEFAULT_MAX_WRITE // MIB} MiB by default (NEXTCLOUD_MCP_FILES_MAX_WRITE_BYTES), but a client's request "
-                         "may be limited to about 4 MiB of JSON (about 3 MB of base64-encoded data): send bigger files in pieces: "
-                         "final=false with the first piece returns an upload_id; send each next piece with that upload_id "
+             description="Write a file; never replaces anything silently. By default it only creates: if the file "
+                         "exists you get a conflict with its current etag. To replace a file pass the etag you read (the "
+                         "write fails with a conflict if someone changed it meanwhile), or overwrite=true to replace "
+                         "whatever is there. content is text (encoding='text', stored as UTF-8) or base64 "
+                         f"(encoding='base64'). One call takes up to {DEFAULT_MAX_WRITE // MIB} MiB by default "
+                         "(NEXTCLOUD_MCP_FILES_MAX_WRITE_BYTES), but a request over HTTP is limited to about 4 MiB of "
+                         "JSON (about 3 MB of base64-encoded data): send bigger files in pieces: final=false with the "
+                         "first piece returns an upload_id; send each next piece with that upload_id "
                          "(and offset = bytes received so far, to detect a lost or repeated piece), and final=true with the "
                          "last one. Pieces go to Nextcloud's chunked upload; "
                          f"content above {DEFAULT_CHUNK // MIB} MiB (NEXTCLOUD_MCP_FILES_CHUNK_SIZE) is chunked too. "
@@ -174,20 +182,22 @@ TOOLS = [
              hints=ToolHints(read_only=False, destructive=True, idempotent=True)),
     ToolSpec(name="nc_files_move", title="Move or rename", access=Access.WRITE, handler=change.move,
              description="Move or rename a file or folder. destination is the full new path (folder and name). An existing "
-                         "destination is a conflict unless overwrite=true, or destination_etag names the version you accept "
-                         "to replace. source_etag moves only if the source is still that version.",
+                         "destination is a conflict unless overwrite=true, or destination_etag names the version you "
+                         "accept to replace. source_etag moves only if the source is still that version.",
              input_schema=_obj({"source": PATH, "destination": PATH, "overwrite": {"type": "boolean", "default": False},
                                 "source_etag": ETAG, "destination_etag": ETAG}, ["source", "destination"]),
              output_schema=TRANSFER_OUT, hints=ToolHints(read_only=False, destructive=True, idempotent=False)),
     ToolSpec(name="nc_files_copy", title="Copy", access=Access.WRITE, handler=change.copy,
-             description="Copy a file or a folder (with everything inside). destination is the full new path. An existing "
-                         "destination is a conflict unless overwrite=true, or destination_etag names the version you accept to replace.",
+             description="Copy a file or a folder (with everything inside). destination is the full new path. An "
+                         "existing destination is a conflict unless overwrite=true, or destination_etag names the "
+                         "version you accept to replace.",
              input_schema=_obj({"source": PATH, "destination": PATH, "overwrite": {"type": "boolean", "default": False},
                                 "destination_etag": ETAG}, ["source", "destination"]),
              output_schema=TRANSFER_OUT, hints=ToolHints(read_only=False, destructive=True, idempotent=False)),
     ToolSpec(name="nc_files_search", title="Search files", access=Access.READ, handler=find.search,
-             description="Search files and folders on the server (WebDAV SEARCH) by any combination of name pattern, MIME "
-                         "type, file/folder, size range, modification dates and favourites, within a folder. Newest first by default.",
+             description="Search files and folders on the server (WebDAV SEARCH) by any combination of name "
+                         "pattern, MIME type, file/folder, size range, modification dates and favourites, within a "
+                         "folder. Newest first by default.",
              input_schema=_obj(SEARCH_IN), output_schema=SEARCH_OUT, hints=READ_HINT),
     ToolSpec(name="nc_files_find_by_name", title="Find files by name", access=Access.READ, handler=find.find_by_name,
              description="Find files and folders whose name matches a pattern (case-insensitive; * any characters, ? one "
@@ -195,9 +205,10 @@ TOOLS = [
              input_schema=_obj({"pattern": SEARCH_IN["name"], "folder": FOLDER, "limit": _limit(50, 1000)}, ["pattern"]),
              output_schema=SEARCH_OUT, hints=READ_HINT),
     ToolSpec(name="nc_files_find_by_type", title="Find files by type", access=Access.READ, handler=find.find_by_type,
-             description="Find files of a MIME type ('application/pdf') or family ('image/*' or 'image') below a folder, newest first.",
-             input_schema=_obj({"mime_type": {**SEARCH_IN["mime_type"], "minLength": 1}, "folder": FOLDER, "limit": _limit(50, 1000)},
-                               ["mime_type"]),
+             description="Find files of a MIME type ('application/pdf') or family ('image/*' or 'image') below a "
+                         "folder, newest first.",
+             input_schema=_obj({"mime_type": {**SEARCH_IN["mime_type"], "minLength": 1}, "folder": FOLDER,
+                                "limit": _limit(50, 1000)}, ["mime_type"]),
              output_schema=SEARCH_OUT, hints=READ_HINT),
     ToolSpec(name="nc_files_list_favorites", title="List favourites", access=Access.READ, handler=find.list_favorites,
              description="List the files and folders marked as favourites (optionally only below a folder), by path.",
