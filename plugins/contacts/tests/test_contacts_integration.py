@@ -269,6 +269,8 @@ async def test_listing_pages_with_one_propfind_and_one_multiget(client_for: Any)
             if not cursor:
                 break
         assert pages == 3 and set(seen) == hrefs and len(seen) == 7
+        listed = page["contacts"][-1]  # the etag a listing gives is the one get and update use
+        assert (await c.ok("nc_contacts_get_contact", {"href": listed["href"]}))["etag"] == listed["etag"]
         text, _ = await c.error("nc_contacts_list_contacts", {"cursor": "garbage!"})
         assert "cursor" in text
         text, detail = await c.error("nc_contacts_list_contacts", {"addressbook": "nope"})

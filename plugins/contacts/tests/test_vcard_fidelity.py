@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from collections import Counter
 from typing import Any
 
@@ -169,3 +170,47 @@ def test_new_cards_in_both_versions(version: str) -> None:
         assert "PHOTO:data:image/png;base64," + png[:20] in text and "EMAIL;PREF=1;TYPE=home:" in text
     else:
         assert "PHOTO;ENCODING=b;TYPE=PNG:" in text and "EMAIL;TYPE=HOME,PREF:" in text and "N:Лавлейс;Ада;;;" in text
+
+
+SIMPLE = "\r\n".join(["BEGIN:VCARD", "VERSION:3.0", "UID:s", "FN:Simple", "N:;Simple;;;", "EMAIL:s@example.org",
+                      "TEL;TYPE=CELL:+1 555 0000", "ADR:;;1 Road;Town;;;", "END:VCARD", ""])
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"formatted_name": " "}, "cannot be empty"),
+    ({"birthday": "31.01.1970"}, "not a date"),
+    ({"birthday": "1970-02-30"}, "not a valid date"),
+    ({"emails": {"add": [{"value": "not an address"}]}}, "not an email address"),
+    ({"emails": {"remove": ["other@example.org"]}}, "has no email 'other@example.org' (it has: 's@example.org')"),
+    ({"phones": {"update": [{"match": "999", "types": ["work"]}]}}, "has no phone"),
+    ({"addresses": {"update": [{"match": 3, "locality": "X"}]}}, "no address at index 3"),
+    ({"addresses": {"add": [{"types": ["home"]}]}}, "an address needs at least one of"),
+    ({"photo": {"data": "%%%", "mime_type": "image/png"}}, "must be base64"),
+    ({"photo": {"url": "ftp://example.org/x.png"}}, "http(s) URL"),
+    ({"urls": {"add": [{"value": "https://example.org/a b"}]}}, "not a URL"),
+])
+def test_bad_changes_are_refused_and_change_nothing(changes: dict[str, Any], message: str) -> None:
+    from ncmcp import InvalidArgument
+
+    card = vcard.parse(SIMPLE)
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        patch.apply_changes(card, changes)
+
+
+def test_a_changed_2_1_card_is_written_as_3_0() -> None:
+    card = vcard.parse(read("outlook_2_1.vcf"))
+    patch.apply_changes(card, {"title": "Director"})
+    text = vcard.serialize(card)
+    assert "VERSION:3.0" in text and "PHOTO;ENCODING=b;TYPE=PNG:" in text
+    assert "TEL;TYPE=WORK,VOICE:(425) 555-0100" in text
+    note = vcard.parse(text).first("NOTE")
+    assert note is not None and note.value == "Prefers calls before noon.\\nFlüent in Irish and English."
+    assert "ENCODING" not in note.params  # quoted-printable is gone: the newline is an escape now
+    assert fields.full(vcard.parse(text))["photo"]["size"] == 1060
+
+
+def test_setting_the_same_values_changes_nothing() -> None:
+    card = vcard.parse(read("nextcloud_contacts.vcf"))
+    assert not patch.apply_changes(card, {"title": "Kierownik", "name": {"given": "Łukasz"}, "categories": {"add": ["rodzina"]},
+                                          "phones": {"update": [{"match": "+48 601 234 567", "types": ["cell"]}]}})
+    assert vcard.serialize(card) == vcard.serialize(vcard.parse(read("nextcloud_contacts.vcf")))

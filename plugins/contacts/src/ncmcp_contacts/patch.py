@@ -376,7 +376,7 @@ def apply_changes(card: Card, changes: Mapping[str, Any]) -> bool:
 def _apply(patcher: Patcher, changes: Mapping[str, Any]) -> None:
     if changes.get("formatted_name") is not None:
         patcher.set_formatted_name(changes["formatted_name"])
-    if changes.get("name") is not None:
+    if changes.get("name"):
         patcher.set_name(changes["name"])
     if changes.get("nickname") is not None:
         patcher.set_text("NICKNAME", changes["nickname"])

@@ -71,6 +71,7 @@ def _decode_cursor(cursor: str) -> str:
 
 async def _conflict(ctx: ToolContext, path: str, what: str) -> Conflict:
     current = await carddav.current_etag(ctx, path)
+    ctx.log.info("contact_conflict", href=path, refused=what, deleted=current is None)
     if current is None:
         return Conflict(f"The contact was deleted on the server since it was read; it was not {what}")
     return Conflict(f"The contact changed on the server since it was read; it was not {what}. "
@@ -232,6 +233,7 @@ async def update_contact(ctx: ToolContext, href: str, etag: str, formatted_name:
     # Read-modify-write of the stored text: every field the caller did not name comes back unchanged.
     stored = await carddav.get_card(ctx, path)
     if stored.etag != expected:
+        ctx.log.info("contact_conflict", href=path, refused="updated", stage="before write")
         raise Conflict("The contact changed on the server since it was read; it was not updated. "
                        "Read it again (get_contact) and retry with the new etag.", current_etag=stored.etag)
     card = _parse_stored(stored.text, path)
