@@ -189,8 +189,10 @@ async def test_create_get_update_delete_with_every_field(client_for: Any, dav_sa
         text, detail = await c.error("nc_contacts_get_contact", {"href": got["href"]})
         assert "does not exist" in text
 
+        await _vcard_4_contacts(c, dav_sandbox.dav_backend)
 
-async def test_a_duplicate_uid_is_refused_not_overwritten(client_for: Any) -> None:
+
+async def test_a_duplicate_uid_is_refused_and_hrefs_are_confined(client_for: Any) -> None:
     async with client_for() as c:
         first = await c.ok("nc_contacts_create_contact", {"uid": "same-uid-1", "formatted_name": "First"})
         text, detail = await c.error("nc_contacts_create_contact", {"uid": "same-uid-1", "formatted_name": "Second"})
@@ -208,6 +210,12 @@ async def test_a_duplicate_uid_is_refused_not_overwritten(client_for: Any) -> No
         # A UID that is not a safe file name gets a fresh one for its href.
         odd = await c.ok("nc_contacts_create_contact", {"uid": "urn:uuid:weird/../uid with spaces", "formatted_name": "Odd"})
         assert odd["uid"] == "urn:uuid:weird/../uid with spaces" and ".." not in odd["href"] and " " not in odd["href"]
+
+        # Contacts are addressed by the hrefs the tools return; nothing outside the address-book home.
+        for href in ("/remote.php/dav/files/someone/secret.txt", "/ocs/v2.php/cloud/user", "../../etc/passwd",
+                     book["href"] + "../../x.vcf", book["href"] + "%2e%2e/%2e%2e/x.vcf"):
+            text, _ = await c.error("nc_contacts_get_contact", {"href": href})
+            assert "not a contact of this user" in text, href
 
 
 async def test_search_runs_on_the_server_one_report_per_book(client_for: Any) -> None:
@@ -356,34 +364,26 @@ async def _round_trip(c: Client, backend: str, kit: Any, book_href: str, name: s
     assert updated["notes"] == "Edited through ncmcp", name
 
 
-async def test_vcard_4_contacts(client_for: Any, dav_sandbox: SandboxProcess) -> None:
-    async with client_for() as c:
-        created = await c.ok("nc_contacts_create_contact", {
-            "version": "4.0", "formatted_name": "Vier Punkt Null", "emails": [{"value": "v4@example.org", "pref": True}],
-            "phones": [{"value": "+49 30 1234", "types": ["cell"]}], "birthday": "--02-29", "categories": ["Neu"]})
-        got = await c.ok("nc_contacts_get_contact", {"href": created["href"], "include_vcard": True})
-        assert got["version"] == "4.0" and "VERSION:4.0" in got["vcard"]
-        assert got["emails"] == [{"value": "v4@example.org", "types": [], "pref": True}] and got["birthday"] == "--02-29"
-        updated = await c.ok("nc_contacts_update_contact", {"href": got["href"], "etag": got["etag"],
-                                                            "phones": {"add": [{"value": "+49 30 5678", "pref": True}]}})
-        assert [p["pref"] for p in updated["phones"]] == [False, True] and updated["version"] == "4.0"
-        if dav_sandbox.dav_backend == "xandikos":
-            # An inline vCard 4.0 photo is a data: URI. (Radicale re-serialises cards with vobject, which
-            # cuts such a URI at its comma: see test_vobject_quirks; Nextcloud stores the text as sent.)
-            photo = await c.ok("nc_contacts_update_contact", {"href": got["href"], "etag": updated["etag"],
-                                                              "photo": {"data": PNG, "mime_type": "image/png"}})
-            assert photo["photo"] == {"kind": "inline", "mime_type": "image/png", "size": 70}
-
-
-async def test_hrefs_outside_the_address_book_home_are_refused(client_for: Any) -> None:
-    async with client_for() as c:
-        for href in ("/remote.php/dav/files/someone/secret.txt", "/ocs/v2.php/cloud/user", "../../etc/passwd",
-                     (await c.book())["href"] + "../../x.vcf"):
-            text, detail = await c.error("nc_contacts_get_contact", {"href": href})
-            assert "not a contact of this user" in text
-
-
 def _count(before: dict[str, Any], after: dict[str, Any], method: str, prefix: str) -> int:
     def total(stats: dict[str, Any]) -> int:
         return sum(n for key, n in stats["requests"].items() if key.startswith(f"{method} {prefix}"))
     return total(after) - total(before)
+
+
+async def _vcard_4_contacts(c: Client, backend: str) -> None:
+    """vCard 4.0 written and changed in its own spelling (PREF=1, --MMDD, data: URI photos)."""
+    created = await c.ok("nc_contacts_create_contact", {
+        "version": "4.0", "formatted_name": "Vier Punkt Null", "emails": [{"value": "v4@example.org", "pref": True}],
+        "phones": [{"value": "+49 30 1234", "types": ["cell"]}], "birthday": "--02-29", "categories": ["Neu"]})
+    got = await c.ok("nc_contacts_get_contact", {"href": created["href"], "include_vcard": True})
+    assert got["version"] == "4.0" and "VERSION:4.0" in got["vcard"]
+    assert got["emails"] == [{"value": "v4@example.org", "types": [], "pref": True}] and got["birthday"] == "--02-29"
+    updated = await c.ok("nc_contacts_update_contact", {"href": got["href"], "etag": got["etag"],
+                                                        "phones": {"add": [{"value": "+49 30 5678", "pref": True}]}})
+    assert [p["pref"] for p in updated["phones"]] == [False, True] and updated["version"] == "4.0"
+    if backend == "xandikos":
+        # An inline vCard 4.0 photo is a data: URI. (Radicale re-serialises cards with vobject, which
+        # cuts such a URI at its comma: see test_vobject_quirks; Nextcloud stores the text as sent.)
+        photo = await c.ok("nc_contacts_update_contact", {"href": got["href"], "etag": updated["etag"],
+                                                          "photo": {"data": PNG, "mime_type": "image/png"}})
+        assert photo["photo"] == {"kind": "inline", "mime_type": "image/png", "size": 70}
