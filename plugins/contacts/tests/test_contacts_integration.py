@@ -207,6 +207,18 @@ async def test_a_duplicate_uid_is_refused_and_hrefs_are_confined(client_for: Any
         text, detail = await c.error("nc_contacts_create_contact", {"uid": "planted-uid", "formatted_name": "Clash"})
         assert detail["existing_href"].endswith("/some-other-name.vcf") and "some-other-name.vcf" in text
 
+        # Two creates racing with one UID: If-None-Match lets exactly one of them store the card.
+        racing: list[Any] = []
+
+        async def create(label: str) -> None:
+            racing.append(await c.host.call("nc_contacts_create_contact", {"uid": "race-uid", "formatted_name": label}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(create, "A")
+            tg.start_soon(create, "B")
+        assert sorted(r.is_error for r in racing) == [False, True]
+        assert "nothing was overwritten" in next(r for r in racing if r.is_error).content[0].text
+
         # A UID that is not a safe file name gets a fresh one for its href.
         odd = await c.ok("nc_contacts_create_contact", {"uid": "urn:uuid:weird/../uid with spaces", "formatted_name": "Odd"})
         assert odd["uid"] == "urn:uuid:weird/../uid with spaces" and ".." not in odd["href"] and " " not in odd["href"]

@@ -214,3 +214,21 @@ def test_setting_the_same_values_changes_nothing() -> None:
     assert not patch.apply_changes(card, {"title": "Kierownik", "name": {"given": "Łukasz"}, "categories": {"add": ["rodzina"]},
                                           "phones": {"update": [{"match": "+48 601 234 567", "types": ["cell"]}]}})
     assert vcard.serialize(card) == vcard.serialize(vcard.parse(read("nextcloud_contacts.vcf")))
+
+
+_D = b'<?xml version="1.0"?><d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns" xmlns:card="urn:ietf:params:xml:ns:carddav">'
+
+
+@pytest.mark.parametrize(("body", "conflict"), [
+    # Newest Nextcloud (UidConflict::forAddressBook) and Radicale: 409 with the RFC 6352 precondition.
+    (_D + b"<card:no-uid-conflict><d:href>/remote.php/dav/x.vcf</d:href></card:no-uid-conflict></d:error>", True),
+    # Older Nextcloud: 400 Sabre BadRequest with this message.
+    (_D + b"<s:exception>Sabre\\DAV\\Exception\\BadRequest</s:exception>"
+          b"<s:message>VCard object with uid already exists in this addressbook collection.</s:message></d:error>", True),
+    (_D + b"<s:message>Bad Request</s:message></d:error>", False),
+    (b"not xml at all", False),
+])
+def test_server_duplicate_uid_answers_are_recognised(body: bytes, conflict: bool) -> None:
+    from ncmcp_contacts import carddav
+
+    assert carddav._is_uid_conflict(body) is conflict
