@@ -18,10 +18,12 @@ WRITE = "nc_files_write_file"
 ESCAPES = [
     "..", "../etc/passwd", "a/../../b", "a/..", "/..", "./../x", "Docs/../../other-user/secret",
     "a\\..\\b", "..\\windows", "a\x00b", "a\r\nX-Injected: 1", "name\nwith newline", "tab\there", "del\x7f", "c1\x85nel",
+    # encoded on purpose: a proxy that decodes twice must not see a traversal or a separator
+    "%2e%2e/etc", "a/%2E%2E", "%252e%252e/x", "..%2f..%2fadmin", "a%2Fb", "a%5cb", "x%00y", "%0d%0aX-Injected:%201",
 ]
 # Names that must round-trip exactly (encoded on the way out, hrefs decoded on the way in).
-ODD_NAMES = [" spaced  name ", "#hash", "50% off", "what?", "a+b=c", "semi;colon,comma", "ünï©ødé",
-             "emoji 🎉", "quote\"d 'single'", "<tag>&amp;", "%2e%2e", "%2F", "日本語.txt", "..."]
+ODD_NAMES = [" spaced  name ", "#hash", "50% off", "100%_done", "%41%42", "what?", "a+b=c", "semi;colon,comma", "ünï©ødé",
+             "emoji 🎉", "quote\"d 'single'", "<tag>&amp;", "日本語.txt", "...", ".hidden"]
 
 
 def conflict_of(result: object) -> tuple[str, dict]:
@@ -49,10 +51,10 @@ async def test_escape_attempts_are_refused_before_any_request(http_host, sandbox
 
         async def refused(tool: str, args: dict) -> None:
             text, _ = await fails(host, tool, args, "invalid_argument")
-            assert any(why in text for why in ("'..'", "control character", "backslash")), (tool, args, text)
+            assert any(why in text for why in ("'..'", "control character", "backslash", "percent-encoded")), (tool, args, text)
 
         async def refused_resource(bad: str) -> None:
-            with pytest.raises(Exception, match="'..'|control character|backslash"):
+            with pytest.raises(Exception, match="'..'|control character|backslash|percent-encoded"):
                 await host.client.read_resource("nc://files/" + quote(bad, safe=""))
 
         async with anyio.create_task_group() as tg:  # independent calls: run them side by side

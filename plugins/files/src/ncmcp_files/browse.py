@@ -10,7 +10,7 @@ from ncmcp import Blob, Conflict, InvalidArgument, ResourceContent, ToolContext,
 
 from ncmcp_files import download, remote
 from ncmcp_files.limits import limits
-from ncmcp_files.paths import from_resource_path, normalize, resource_uri
+from ncmcp_files.paths import from_resource_path, normalize, resource_uri, whole
 from ncmcp_files.remote import display, space_of
 
 SORT_KEYS = {
@@ -25,6 +25,7 @@ READ_ATTEMPTS = 3
 async def list_directory(ctx: ToolContext, path: str = "", limit: int = 100, offset: int = 0, sort_by: str = "name",
                          descending: bool = False, folders_first: bool = True) -> dict[str, Any]:
     rel = normalize(path)
+    limit, offset = whole(limit) or 1, whole(offset) or 0
     own, children = await remote.listing(ctx, rel)
     children.sort(key=SORT_KEYS[sort_by], reverse=descending)
     if folders_first:
@@ -96,7 +97,7 @@ async def read_content(ctx: ToolContext, rel: str, *, offset: int | None, length
 async def read_file(ctx: ToolContext, path: str, offset: int | None = None, length: int | None = None,
                     mode: str = "auto") -> dict[str, Any] | ToolResult:
     rel = normalize(path)
-    content = await read_content(ctx, rel, offset=offset, length=length, mode=mode)
+    content = await read_content(ctx, rel, offset=whole(offset), length=whole(length), mode=mode)
     size = content.info["size"]
     end = content.offset + len(content.data)
     result = {

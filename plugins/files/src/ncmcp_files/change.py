@@ -14,7 +14,7 @@ from ncmcp import Conflict, InvalidArgument, NotFound, ToolContext, ToolError
 from ncmcp_files import remote, upload
 from ncmcp_files.entries import quoted_etag, same_etag
 from ncmcp_files.limits import limits
-from ncmcp_files.paths import is_within, normalize
+from ncmcp_files.paths import is_within, normalize, whole
 from ncmcp_files.payload import Payload
 from ncmcp_files.remote import display, space_of
 from ncmcp_files.serialize import one_writer
@@ -35,6 +35,7 @@ async def write_file(ctx: ToolContext, path: str, content: str = "", encoding: s
                      final: bool = True, offset: int | None = None, total_size: int | None = None,
                      cancel: bool = False) -> dict[str, Any]:
     rel = normalize(path)
+    offset, total_size = whole(offset), whole(total_size)
     if not rel:
         raise InvalidArgument("path must name a file, not your root folder")
     if cancel:

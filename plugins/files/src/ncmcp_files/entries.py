@@ -38,7 +38,9 @@ ENTRY_SCHEMA: dict[str, Any] = {
     "required": ["path", "name", "type", "size", "modified", "mime_type", "etag", "file_id", "favorite", "permissions"],
 }
 
-_ETAG = re.compile(r'^(W/)?"[\x21\x23-\x7e\x80-\xff]*"$')
+# ASCII only: RFC 7232 also allows obs-text, but header values travel as ASCII here and no server
+# that ncmcp talks to emits anything else.
+_ETAG = re.compile(r'^(W/)?"[\x21\x23-\x7e]*"$')
 
 
 def http_date_to_iso(value: str | None) -> str | None:

@@ -10,7 +10,7 @@ from ncmcp.nextcloud import xml
 
 from ncmcp_files import query, remote
 from ncmcp_files.entries import entries
-from ncmcp_files.paths import is_within, normalize
+from ncmcp_files.paths import is_within, normalize, whole
 from ncmcp_files.remote import XML, display, space_of
 
 
@@ -39,6 +39,7 @@ async def _scope(ctx: ToolContext, folder: str) -> str:
 
 async def run_search(ctx: ToolContext, criteria: query.Criteria, *, folder: str, limit: int, order_by: str,
                      descending: bool) -> dict[str, Any]:
+    limit = whole(limit) or 1
     rel = await _scope(ctx, folder)
     space = space_of(ctx)
     body = query.search_body(space.search_scope(rel), criteria, limit=limit, order_by=order_by, descending=descending)
@@ -60,8 +61,8 @@ async def search(ctx: ToolContext, name: str | None = None, mime_type: str | Non
                  min_size: int | None = None, max_size: int | None = None, modified_after: str | None = None,
                  modified_before: str | None = None, favorites_only: bool = False, folder: str = "", limit: int = 50,
                  order_by: str = "modified", descending: bool = True) -> dict[str, Any]:
-    criteria = query.Criteria(name=name or None, mime_type=mime_type or None, kind=type, min_size=min_size,
-                              max_size=max_size, modified_after=_when(modified_after, "modified_after"),
+    criteria = query.Criteria(name=name or None, mime_type=mime_type or None, kind=type, min_size=whole(min_size),
+                              max_size=whole(max_size), modified_after=_when(modified_after, "modified_after"),
                               modified_before=_when(modified_before, "modified_before"), favorites_only=favorites_only)
     return await run_search(ctx, criteria, folder=folder, limit=limit, order_by=order_by, descending=descending)
 
@@ -76,6 +77,7 @@ async def find_by_type(ctx: ToolContext, mime_type: str, folder: str = "", limit
 
 
 async def list_favorites(ctx: ToolContext, folder: str = "", limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    limit, offset = whole(limit) or 1, whole(offset) or 0
     rel = await _scope(ctx, folder)
     space = space_of(ctx)
     response = await ctx.http.request("REPORT", space.files(rel), headers={**XML, "Depth": "infinity"},

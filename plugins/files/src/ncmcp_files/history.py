@@ -9,7 +9,7 @@ from ncmcp.nextcloud import xml
 
 from ncmcp_files import query, remote
 from ncmcp_files.entries import entries, http_date_to_iso, quoted_etag, same_etag, to_int, unix_to_iso
-from ncmcp_files.paths import FOLDER_MIME, normalize, segment
+from ncmcp_files.paths import FOLDER_MIME, normalize, segment, whole
 from ncmcp_files.remote import display, space_of
 from ncmcp_files.serialize import one_writer
 
@@ -46,6 +46,7 @@ async def _trash_items(ctx: ToolContext, name: str = "", depth: str = "1") -> li
 
 
 async def list_trash(ctx: ToolContext, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    limit, offset = whole(limit) or 1, whole(offset) or 0
     items = await _trash_items(ctx)
     items.sort(key=lambda i: (i["deleted"] or "", i["trash_name"]), reverse=True)
     end = offset + limit

@@ -19,6 +19,15 @@ from ncmcp import InvalidArgument
 # are how header injection starts.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FOLDER_MIME = "httpd/unix-directory"
+#: Longest path accepted (the tools' schemas say the same).
+MAX_PATH = 4096
+#: How much of a user value an error message repeats.
+SHOWN = 120
+
+
+def shorten(value: str) -> str:
+    """A user value for a message: long ones are cut in the middle, so errors stay readable."""
+    return value if len(value) <= SHOWN else f"{value[:SHOWN // 2]}…{value[-SHOWN // 4:]} ({len(value)} characters)"
 
 
 def normalize(path: str, *, what: str = "path") -> str:
@@ -27,6 +36,9 @@ def normalize(path: str, *, what: str = "path") -> str:
     Paths are relative to the user's files root; a leading ``/`` means that root too. Repeated and
     trailing slashes and ``.`` segments are dropped. ``..`` is refused rather than resolved: a path
     that tries to climb is a mistake or an attack, and guessing what was meant would hide both.
+    Names are plain text (this side encodes them), so a segment that *decodes* to ``..``, a
+    separator or a control character (``%2e%2e``, ``%2f``, ``%00``) is refused too: a proxy that
+    decodes twice must not turn it into a traversal.
     """
     if _CONTROL.search(path):
         raise InvalidArgument(f"{what} contains a control character (such as NUL, a tab or a line break); "
@@ -38,9 +50,29 @@ def normalize(path: str, *, what: str = "path") -> str:
         if segment in ("", "."):
             continue
         if segment == "..":
-            raise InvalidArgument(f"{what} {path!r} contains '..'; paths are relative to your Nextcloud root and cannot leave it")
+            raise InvalidArgument(f"{what} {shorten(path)!r} contains '..'; paths are relative to your Nextcloud root "
+                                  "and cannot leave it")
+        if "%" in segment and _decodes_to_escape(segment):
+            raise InvalidArgument(f"{what} {shorten(path)!r} contains a percent-encoded '..', '/', '\\' or control "
+                                  "character; give names as plain text (they are encoded for you)")
         parts.append(segment)
     return "/".join(parts)
+
+
+def _decodes_to_escape(segment: str) -> bool:
+    decoded = segment
+    for _ in range(3):  # %252e%252e decodes to %2e%2e, then to ..
+        decoded = unquote(decoded)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or _CONTROL.search(decoded):
+            return True
+        if "%" not in decoded:
+            return False
+    return False
+
+
+def whole(value: int | float | None) -> int | None:
+    """JSON Schema's ``integer`` admits ``2.0`` (and ``-0.0``): make such values real ints."""
+    return None if value is None else int(value)
 
 
 def segment(name: str, *, what: str) -> str:
@@ -80,6 +112,8 @@ def resource_uri(rel: str) -> str:
 
 def from_resource_path(raw: str) -> str:
     """The ``{path}`` of a resource URI, decoded and normalized."""
+    if len(raw) > MAX_PATH * 3:
+        raise InvalidArgument(f"The path is longer than {MAX_PATH} characters")
     return normalize(unquote(raw))
 
 

@@ -11,7 +11,7 @@ from ncmcp import Conflict, InvalidArgument, NotFound, ToolContext
 from ncmcp.nextcloud import xml
 
 from ncmcp_files.entries import ENTRY_PROPS, entries, entry
-from ncmcp_files.paths import DavSpace, parent_of
+from ncmcp_files.paths import DavSpace, parent_of, shorten
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
 #: Multistatus bodies above this are parsed in a worker thread so a huge folder cannot stall the loop.
@@ -23,7 +23,7 @@ def space_of(ctx: ToolContext) -> DavSpace:
 
 
 def display(rel: str) -> str:
-    return f"'{rel}'" if rel else "your root folder"
+    return f"'{shorten(rel)}'" if rel else "your root folder"
 
 
 async def multistatus(ctx: ToolContext, response: httpx.Response) -> list[xml.DavResponse]:
