@@ -28,8 +28,9 @@ BOOK_NAME = {"type": "string", "minLength": 1, "maxLength": 200,
              "description": "The address book's name (its URI segment from list_addressbooks), e.g. 'contacts'"}
 NEW_BOOK_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
                  "description": "URI segment of the new address book: lower-case letters, digits, '-' and '_'"}
-HREF = text(1000, "The contact's href as returned by list, search, get or create", 1)
-ETAG = text(200, "The etag from your last read of this contact", 1)
+HREF = {**text(1000, "The contact's href as returned by list, search, get or create", 1), "pattern": r"^[^\x00-\x1f\x7f]+$"}
+# An ETag travels in an HTTP header: visible ASCII only (RFC 9110 etagc), so nothing else can reach httpx.
+ETAG = {**text(200, "The etag from your last read of this contact", 1), "pattern": r"^[\x21-\x7e]+$"}
 TYPE_TOKEN = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9-]{0,39}$"}
 TYPES = {**array(TYPE_TOKEN, 10), "description": "vCard types, e.g. work, home, cell, voice, fax, text; [] for none"}
 PREF = {"type": "boolean", "description": "Preferred item of its kind (setting it clears it on the others)"}
