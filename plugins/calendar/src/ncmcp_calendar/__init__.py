@@ -1,0 +1,1 @@
+"""ncmcp plugin: Nextcloud Calendar — events and tasks over CalDAV."""
