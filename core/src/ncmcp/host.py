@@ -268,7 +268,8 @@ def _success_result(value: Any) -> types.CallToolResult:
 
 
 def _error_result(message: str, code: str = "error", details: Mapping[str, Any] | None = None) -> types.CallToolResult:
-    text = message if not details else f"{message}\n{json.dumps({'error': code, **details}, ensure_ascii=False, default=str)}"
+    # The message for people and models, then one JSON line with a stable code for programs.
+    text = f"{message}\n{json.dumps({'error': code, **(details or {})}, ensure_ascii=False, default=str)}"
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 

@@ -51,7 +51,9 @@ def run_sandbox(*, port: int, demo_data: bool, issuer: str | None, data_dir: str
 
     root = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="ncmcp-sandbox-"))
     sandbox = build_sandbox(issuer=issuer, data_dir=root, dav_backend=dav_backend)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then; without it
+    # every response waits for the peer's delayed ACK (~40 ms per request on loopback).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
