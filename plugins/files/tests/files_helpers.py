@@ -14,19 +14,13 @@ async def ok(host: Any, tool: str, args: dict[str, Any] | None = None) -> dict[s
 
 
 async def fails(host: Any, tool: str, args: dict[str, Any], code: str) -> tuple[str, dict[str, Any]]:
-    """The error message and details (the JSON line the host appends) of a call that must fail.
-
-    The host adds that line only for errors with details, so without one only the message is checked
-    by the caller; with one its ``error`` code must be ``code``."""
+    """The error message and details of a call that must fail with error code ``code`` (the host ends
+    every tool error with one JSON line: ``{"error": code, ...details}``)."""
     result = await host.call(tool, args)
     assert result.is_error, f"{tool} should have failed with {code}: {result.structured_content}"
     text = result.content[0].text
-    lines = text.splitlines()
-    details: dict[str, Any] = {}
-    if len(lines) > 1 and lines[-1].startswith("{"):
-        details = json.loads(lines[-1])
-    if details:
-        assert details["error"] == code, text
+    details = json.loads(text.splitlines()[-1])
+    assert details["error"] == code, text
     return text, details
 
 
