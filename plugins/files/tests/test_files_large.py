@@ -54,10 +54,10 @@ async def test_upload_in_pieces_checks_offsets_and_preconditions(http_host, monk
                               "invalid_argument")
         assert "at most 100000" in text and "final=false" in text
 
-        first = await ok(host, WRITE, {"path": "p.bin", "content": b64(pieces[0]), "encoding": "base64",
-                                                       "final": False})
+        first = await ok(host, WRITE, {"path": "p.bin", "content": b64(pieces[0]), "encoding": "base64", "final": False})
         assert first["status"] == "uploading" and first["bytes"] == 60_000 and first["entry"] is None
-        upload_id = first["upload_id"]
+        upload_id = first["upload_id"]  # the upload folder and the progress: "ncmcp-<hex>:<chunks>:<bytes>"
+        assert upload_id.endswith(":1:60000")
         await fails(host, "nc_files_get_file_info", {"path": "p.bin"}, "not_found")  # nothing visible until the end
 
         repeated = {"path": "p.bin", "content": b64(pieces[1]), "encoding": "base64", "final": False, "upload_id": upload_id,
@@ -65,26 +65,36 @@ async def test_upload_in_pieces_checks_offsets_and_preconditions(http_host, monk
         text, details = await fails(host, WRITE, repeated, "invalid_argument")
         assert details["bytes_received"] == 60_000 and "offset 60000" in text  # a repeated piece is refused
         second = await ok(host, WRITE, {"path": "p.bin", "content": b64(pieces[1]), "encoding": "base64",
-                                                        "final": False, "upload_id": upload_id, "offset": 60_000})
-        assert second["bytes"] == 120_000 and second["upload_id"] == upload_id
+                                        "final": False, "upload_id": upload_id, "offset": 60_000})
+        assert second["bytes"] == 120_000 and second["upload_id"] == upload_id.replace(":1:60000", ":2:120000")
+        upload_id = second["upload_id"]
 
         # Someone creates the file meanwhile: the create-only upload must not replace it.
         other = (await ok(host, WRITE, {"path": "p.bin", "content": "theirs"}))["entry"]
         _, details = await fails(host, WRITE, {"path": "p.bin", "content": b64(pieces[2]), "encoding": "base64",
-                                                               "upload_id": upload_id, "offset": 120_000, "total_size": 180_000},
-                                 "conflict")
-        assert details["current_etag"] == other["etag"] and details["upload_id"] == upload_id
+                                               "upload_id": upload_id, "offset": 120_000, "total_size": 180_000}, "conflict")
+        assert details["current_etag"] == other["etag"] and details["upload_id"].endswith(":3:180000")
+        upload_id = details["upload_id"]
         assert (await ok(host, "nc_files_read_file", {"path": "p.bin", "mode": "text"}))["text"] == "theirs"
 
         # The pieces are kept: finish with the version we accept to replace (the last piece landed already).
         await fails(host, WRITE, {"path": "p.bin", "upload_id": upload_id, "total_size": 1, "etag": other["etag"]},
                     "invalid_argument")
-        done = await ok(host, WRITE, {"path": "p.bin", "upload_id": upload_id, "etag": other["etag"],
-                                                      "total_size": 180_000})
+        done = await ok(host, WRITE, {"path": "p.bin", "upload_id": upload_id, "etag": other["etag"], "total_size": 180_000})
         assert done["status"] == "written" and done["entry"]["size"] == 180_000 and done["created"] is False
         got = await host.call("nc_files_read_file", {"path": "p.bin"})
         assert blob_of(got)[0] == whole
         await fails(host, WRITE, {"path": "p.bin", "content": "", "upload_id": upload_id, "final": False}, "not_found")
+
+        # An upload started empty: the folder lists no chunk, the id carries the progress.
+        empty = await ok(host, WRITE, {"path": "e.txt", "content": "", "final": False})
+        assert empty["upload_id"].endswith(":0:0")
+        part = await ok(host, WRITE, {"path": "e.txt", "content": "abc", "final": False, "upload_id": empty["upload_id"],
+                                      "offset": 0})
+        end = await ok(host, WRITE, {"path": "e.txt", "content": "def", "upload_id": part["upload_id"], "offset": 3})
+        assert end["entry"]["size"] == 6
+        assert (await ok(host, "nc_files_read_file", {"path": "e.txt"}))["text"] == "abcdef"
+        await fails(host, WRITE, {"path": "e2.txt", "content": "x", "final": False, "offset": 5}, "invalid_argument")
 
         started = await ok(host, WRITE, {"path": "q.bin", "content": "abc", "final": False})
         cancelled = await ok(host, WRITE, {"path": "q.bin", "upload_id": started["upload_id"], "cancel": True})

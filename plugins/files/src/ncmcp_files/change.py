@@ -41,7 +41,7 @@ async def write_file(ctx: ToolContext, path: str, content: str = "", encoding: s
     if cancel:
         if not upload_id:
             raise InvalidArgument("cancel needs the upload_id of the upload to discard")
-        removed = await upload.cancel(ctx, upload.check_upload_id(upload_id))
+        removed = await upload.cancel(ctx, upload.parse_upload_id(upload_id).folder)
         return _result("cancelled" if removed else "not_found", rel, upload_id=upload_id)
     lim = limits(ctx)
     pre = Precondition(etag=quoted_etag(etag) if etag else None, overwrite=overwrite)
@@ -63,34 +63,42 @@ async def write_file(ctx: ToolContext, path: str, content: str = "", encoding: s
 
     # An upload in pieces, one call per piece: each piece becomes chunks of the same upload folder.
     if upload_id is None:
+        if offset:
+            raise InvalidArgument("The first piece starts at offset 0; pass upload_id to continue an upload")
         await pre.check_now(ctx, rel)  # fail before the caller sends megabytes, not after
-        upload_id = await upload.start(ctx, rel)
-        last, received = 0, 0
+        folder = await upload.start(ctx, rel)
+        try:
+            sent = await upload.send(ctx, rel, folder, payload, after=0, chunk_size=lim.chunk_size, total=total_size)
+        except BaseException:
+            await _discard(ctx, folder)  # the caller never learnt this upload's id
+            raise
+        state = upload.Progress(folder, sent, payload.size)
     else:
-        last, received = await upload.received(ctx, upload.check_upload_id(upload_id))
-    if offset is not None and offset != received:
-        raise InvalidArgument(f"Upload {upload_id} holds {received} bytes, so the next piece starts at offset {received}, "
-                              f"not {offset}; resend from there", upload_id=upload_id, bytes_received=received)
-    if payload.size:
-        await upload.send(ctx, rel, upload_id, payload, after=last, chunk_size=lim.chunk_size, total=total_size,
-                          done_before=received)
-        received += payload.size
+        state = await upload.progress(ctx, upload.parse_upload_id(upload_id))
+        if offset is not None and offset != state.size:
+            raise InvalidArgument(f"The upload holds {state.size} bytes, so the next piece starts at offset {state.size}, "
+                                  f"not {offset}; resend from there", upload_id=state.upload_id, bytes_received=state.size)
+        if payload.size:
+            sent = await upload.send(ctx, rel, state.folder, payload, after=state.chunks, chunk_size=lim.chunk_size,
+                                     total=total_size, done_before=state.size)
+            state = upload.Progress(state.folder, state.chunks + sent, state.size + payload.size)
     if not final:
-        return _result("uploading", rel, upload_id=upload_id, size=received, chunked=True)
-    if total_size is not None and total_size != received:
-        raise InvalidArgument(f"Upload {upload_id} holds {received} bytes but total_size says {total_size}; "
-                              "send the missing pieces (or cancel)", upload_id=upload_id, bytes_received=received)
-    if received == 0:
-        await upload.cancel(ctx, upload_id)
+        return _result("uploading", rel, upload_id=state.upload_id, size=state.size, chunked=True)
+    if total_size is not None and total_size != state.size:
+        raise InvalidArgument(f"The upload holds {state.size} bytes but total_size says {total_size}; send the missing "
+                              "pieces (or cancel)", upload_id=state.upload_id, bytes_received=state.size)
+    if state.size == 0:
+        await upload.cancel(ctx, state.folder)
         created, new_etag = await upload.put(ctx, rel, b"", pre)
     else:
         try:
-            created, new_etag = await upload.finish(ctx, rel, upload_id, pre, received)
+            created, new_etag = await upload.finish(ctx, rel, state.folder, pre, state.size)
         except ToolError as exc:
             # The pieces stay on the server: the caller can finish again (e.g. with the current etag).
-            exc.details.setdefault("upload_id", upload_id)
+            exc.details.setdefault("upload_id", state.upload_id)
             raise
-    return _result("written", rel, entry=await _written(ctx, rel, new_etag), created=created, size=received, chunked=True)
+    return _result("written", rel, entry=await _written(ctx, rel, new_etag), created=created, size=state.size,
+                   chunked=True)
 
 
 async def _chunked_in_one_call(ctx: ToolContext, rel: str, payload: Payload, pre: Precondition,
@@ -101,13 +109,18 @@ async def _chunked_in_one_call(ctx: ToolContext, rel: str, payload: Payload, pre
         await upload.send(ctx, rel, upload_id, payload, after=0, chunk_size=chunk_size, total=payload.size)
         created, new_etag = await upload.finish(ctx, rel, upload_id, pre, payload.size)
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            try:
-                await upload.cancel(ctx, upload_id)
-            except ToolError:
-                ctx.log.warning("files_upload_cleanup_failed", upload_id=upload_id)
+        await _discard(ctx, upload_id)
         raise
     return _result("written", rel, entry=await _written(ctx, rel, new_etag), created=created, size=payload.size, chunked=True)
+
+
+async def _discard(ctx: ToolContext, upload_id: str) -> None:
+    """Best-effort removal of an upload nobody can finish, even while the call is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await upload.cancel(ctx, upload_id)
+        except ToolError:
+            ctx.log.warning("files_upload_cleanup_failed", upload_id=upload_id)
 
 
 def _result(status: str, rel: str, *, entry: dict[str, Any] | None = None, created: bool | None = None, size: int = 0,

@@ -150,9 +150,9 @@ TOOLS = [
                          f"(encoding='base64'). One call takes up to {DEFAULT_MAX_WRITE // MIB} MiB by default "
                          "(NEXTCLOUD_MCP_FILES_MAX_WRITE_BYTES), but a request over HTTP is limited to about 4 MiB of "
                          "JSON (about 3 MB of base64-encoded data): send bigger files in pieces: final=false with the "
-                         "first piece returns an upload_id; send each next piece with that upload_id "
-                         "(and offset = bytes received so far, to detect a lost or repeated piece), and final=true with the "
-                         "last one. Pieces go to Nextcloud's chunked upload; "
+                         "first piece returns an upload_id; send each next piece with the upload_id the previous call "
+                         "returned (it changes) and offset = bytes sent so far (a lost or repeated piece is refused), and "
+                         "final=true with the last one. Pieces go to Nextcloud's chunked upload; "
                          f"content above {DEFAULT_CHUNK // MIB} MiB (NEXTCLOUD_MCP_FILES_CHUNK_SIZE) is chunked too. "
                          "cancel=true with an upload_id discards an unfinished upload. create_parents creates missing folders.",
              input_schema=_obj({
@@ -162,7 +162,8 @@ TOOLS = [
                  "etag": {**ETAG, "description": "Replace only this version of the file (from read_file/get_file_info)"},
                  "overwrite": {"type": "boolean", "default": False, "description": "Replace the file whatever its version"},
                  "create_parents": {"type": "boolean", "default": False},
-                 "upload_id": {"type": "string", "maxLength": 64, "description": "Continue an upload in pieces"},
+                 "upload_id": {"type": "string", "maxLength": 64,
+                               "description": "Continue an upload in pieces: the id the previous call returned"},
                  "final": {"type": "boolean", "default": True, "description": "false: more pieces follow"},
                  "offset": {"type": "integer", "minimum": 0, "description": "For a piece: where it starts in the file"},
                  "total_size": {"type": "integer", "minimum": 0, "description": "For pieces: the final size, checked at the end"},

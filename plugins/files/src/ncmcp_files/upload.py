@@ -22,7 +22,21 @@ from ncmcp_files.payload import Payload
 from ncmcp_files.remote import display, space_of
 from ncmcp_files.serialize import one_writer
 
-UPLOAD_ID = re.compile(r"^ncmcp-[0-9a-f]{32}$")
+#: ``<folder>:<chunks>:<bytes>``: the upload folder's name and what has been sent so far. The
+#: progress travels with the id because Nextcloud on object storage sends chunks straight to S3
+#: and its upload folder lists none of them; where the folder does list them, the listing wins.
+UPLOAD_ID = re.compile(r"^(ncmcp-[0-9a-f]{32})(?::([0-9]{1,5}):([0-9]{1,15}))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    folder: str
+    chunks: int  # the highest chunk number sent
+    size: int  # bytes sent
+
+    @property
+    def upload_id(self) -> str:
+        return f"{self.folder}:{self.chunks}:{self.size}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,24 +111,32 @@ async def put(ctx: ToolContext, rel: str, data: bytes, pre: Precondition) -> tup
 
 # --- chunked upload v2 ------------------------------------------------------------------------
 
-def check_upload_id(upload_id: str) -> str:
-    if not UPLOAD_ID.match(upload_id):
-        raise InvalidArgument("upload_id must be the id a previous nc_files_write_file call returned")
-    return upload_id
+def parse_upload_id(upload_id: str) -> Progress:
+    found = UPLOAD_ID.match(upload_id)
+    if not found:
+        raise InvalidArgument("upload_id must be the id the previous nc_files_write_file call returned")
+    return Progress(found[1], int(found[2] or 0), int(found[3] or 0))
+
+
+async def progress(ctx: ToolContext, claimed: Progress) -> Progress:
+    """Where an upload stands: the upload folder's chunks when it lists them, else the id's count."""
+    chunks, size = await received(ctx, claimed.folder)
+    return Progress(claimed.folder, chunks, size) if chunks else claimed
 
 
 async def start(ctx: ToolContext, rel: str) -> str:
-    upload_id = f"ncmcp-{uuid.uuid4().hex}"
+    """Create an upload folder; returns its name."""
+    folder = f"ncmcp-{uuid.uuid4().hex}"
     space = space_of(ctx)
-    await ctx.http.request("MKCOL", space.upload(upload_id), headers={"Destination": space.files_url(rel)})
-    return upload_id
+    await ctx.http.request("MKCOL", space.upload(folder), headers={"Destination": space.files_url(rel)})
+    return folder
 
 
-async def received(ctx: ToolContext, upload_id: str) -> tuple[int, int]:
-    """``(chunks, bytes)`` already in an upload folder."""
+async def received(ctx: ToolContext, folder: str) -> tuple[int, int]:
+    """``(highest chunk number, bytes)`` listed in an upload folder."""
     space = space_of(ctx)
-    found = await remote.propfind(ctx, space.upload(upload_id) + "/", ("d:getcontentlength", "d:resourcetype"), depth="1",
-                                  what=f"Upload {upload_id} (finished, cancelled, or expired after 24 h without activity)")
+    found = await remote.propfind(ctx, space.upload(folder) + "/", ("d:getcontentlength", "d:resourcetype"), depth="1",
+                                  what=f"Upload {folder} (finished, cancelled, or expired after 24 h without activity)")
     numbers, size = [], 0
     for response in found:
         name = space.last_segment(response.href)
@@ -124,7 +146,7 @@ async def received(ctx: ToolContext, upload_id: str) -> tuple[int, int]:
     return (max(numbers) if numbers else 0), size
 
 
-async def send(ctx: ToolContext, rel: str, upload_id: str, payload: Payload, *, after: int, chunk_size: int,
+async def send(ctx: ToolContext, rel: str, folder: str, payload: Payload, *, after: int, chunk_size: int,
                total: int | None, done_before: int = 0) -> int:
     """PUT ``payload`` as chunks numbered after ``after``; returns the number of chunks sent."""
     space = space_of(ctx)
@@ -138,22 +160,22 @@ async def send(ctx: ToolContext, rel: str, upload_id: str, payload: Payload, *, 
         if number > MAX_CHUNKS:
             raise InvalidArgument(f"An upload has at most {MAX_CHUNKS} chunks; send bigger pieces")
         # Zero-padded names sort in order both as numbers and as strings.
-        await ctx.http.request("PUT", space.upload(upload_id, f"{number:05d}"), headers=headers, content=chunk)
+        await ctx.http.request("PUT", space.upload(folder, f"{number:05d}"), headers=headers, content=chunk)
         sent += 1
         done += len(chunk)
         await ctx.report_progress(done, total, f"uploaded {done} bytes")
     return sent
 
 
-async def finish(ctx: ToolContext, rel: str, upload_id: str, pre: Precondition, total: int) -> tuple[bool, str | None]:
+async def finish(ctx: ToolContext, rel: str, folder: str, pre: Precondition, total: int) -> tuple[bool, str | None]:
     """Assemble the chunks at ``rel`` (MOVE of ``.file``). Returns ``(created, etag)``."""
     space = space_of(ctx)
     headers = {"Destination": space.files_url(rel), "OC-Total-Length": str(total), **pre.move_headers(space.files_href(rel))}
     async with one_writer(ctx, rel):
         await pre.check_now(ctx, rel)  # also guards servers that ignore preconditions on the assembling MOVE
-        response = await ctx.http.request("MOVE", space.upload(upload_id, ".file"), headers=headers, ok=(404, 409, 412))
+        response = await ctx.http.request("MOVE", space.upload(folder, ".file"), headers=headers, ok=(404, 409, 412))
     if response.status_code == 404:
-        raise NotFound(f"Upload {upload_id} does not exist (finished, cancelled, or expired after 24 h without activity)")
+        raise NotFound(f"Upload {folder} does not exist (finished, cancelled, or expired after 24 h without activity)")
     if response.status_code == 412:
         raise await _refused(ctx, rel, pre)
     if response.status_code == 409:
@@ -161,6 +183,6 @@ async def finish(ctx: ToolContext, rel: str, upload_id: str, pre: Precondition, 
     return response.status_code == 201, _etag_of(response)
 
 
-async def cancel(ctx: ToolContext, upload_id: str) -> bool:
-    response = await ctx.http.request("DELETE", space_of(ctx).upload(upload_id), ok=(404,))
+async def cancel(ctx: ToolContext, folder: str) -> bool:
+    response = await ctx.http.request("DELETE", space_of(ctx).upload(folder), ok=(404,))
     return response.status_code != 404
