@@ -111,3 +111,16 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(None, 1.5) == 1.5
     assert retry_after_seconds("garbage", 2.0) == 2.0
     assert 0 <= retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1.0) <= 0.001
+
+
+async def test_install_below_the_web_root(httpx_mock: HTTPXMock) -> None:
+    """Paths relative to the base URL and origin-absolute DAV hrefs both reach the same URL."""
+    pool = NextcloudPool("http://nc.test/nextcloud")
+    client = pool.bind("Basic eDp5")
+    httpx_mock.add_response(url="http://nc.test/nextcloud/remote.php/dav/files/u/a.txt", is_reusable=True)
+    await client.request("GET", "/remote.php/dav/files/u/a.txt")
+    await client.request("GET", "/nextcloud/remote.php/dav/files/u/a.txt")
+    httpx_mock.add_response(url="http://nc.test/nextcloud/ocs/v2.php/cloud/user?format=json", json={"ocs": {"data": {"id": "u"}}})
+    assert (await client.ocs("/ocs/v2.php/cloud/user"))["id"] == "u"
+    assert httpx_mock.get_requests()[-1].headers["OCS-APIRequest"] == "true"
+    await pool.aclose()

@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "capabilities_refresh": "NEXTCLOUD_MCP_CAPABILITIES_REFRESH",
     "stateful": "NEXTCLOUD_MCP_STATEFUL",
     "jwks_refetch_interval": "NEXTCLOUD_MCP_JWKS_REFETCH_INTERVAL",
+    "max_body_bytes": "NEXTCLOUD_MCP_MAX_BODY_BYTES",
 }
 
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -91,6 +92,8 @@ class Settings(BaseModel):
     capabilities_refresh: float = Field(default=300.0, gt=0)
     stateful: bool = False
     jwks_refetch_interval: float = Field(default=30.0, ge=0.0)
+    # Big enough for a 5 MiB file chunk sent as base64 in one tool call (S3-backed Nextcloud needs 5 MiB).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
 
     _split_lists = field_validator(
         "plugins", "cors_origins", "extra_audiences", "jwt_algorithms", "unauthorized_scopes", mode="before"

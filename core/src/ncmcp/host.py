@@ -250,7 +250,8 @@ class Host:
 
 def _describe(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path)
-    return f"{where}: {error.message}" if where else error.message
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "…"  # never echo huge values
+    return f"{where}: {message}" if where else message
 
 
 def _success_result(value: Any) -> types.CallToolResult:

@@ -35,7 +35,6 @@ from ncmcp.server import build_server
 
 log = structlog.get_logger("ncmcp.http")
 
-MAX_BODY = 4 * 1024 * 1024
 PRM_PATH = "/.well-known/oauth-protected-resource"
 
 
@@ -76,7 +75,7 @@ class McpGate:
         reset = auth_context_var.set(user)
         try:
             if scope["method"] == "POST":
-                body = await _read_body(receive)
+                body = await _read_body(receive, self.host.settings.max_body_bytes)
                 if body is None:
                     return await _send_json(send, 413, challenges.jsonrpc_error_body(None, -32600, "request body too large"))
                 if await self._refused(body, send):
@@ -121,7 +120,7 @@ class McpGate:
         return True
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     chunks = []
     size = 0
     more = True
@@ -131,7 +130,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b""
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             return None
         chunks.append(chunk)
         more = message.get("more_body", False)
@@ -170,7 +169,7 @@ def create_app(host: Host, *, verifier: TokenVerifier | None = None, idp_http: h
         stateless=not settings.stateful,
         json_response=not settings.stateful,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        max_request_body_size=MAX_BODY,
+        max_request_body_size=settings.max_body_bytes,
     )
     if settings.oauth and verifier is None:
         idp_http = idp_http or httpx.AsyncClient(timeout=10.0, cookies=NoCookies())

@@ -1,7 +1,7 @@
 import sys
 from pathlib import Path
 
-pytest_plugins = ["ncmcp.testing"]
+# The ncmcp test kit is enabled for the whole repository by `-p ncmcp.testing` (root pyproject.toml).
 
 # The repository runs pytest with --import-mode=importlib, which does not put test folders on
 # sys.path; the helper modules next to the tests (files_helpers, bigfile) are imported by name.

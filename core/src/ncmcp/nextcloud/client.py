@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -78,6 +79,9 @@ class NextcloudPool:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        split = urlsplit(self.base_url)
+        self.origin = f"{split.scheme}://{split.netloc}"
+        self.base_path = split.path  # e.g. "/nextcloud" for an install below the web root
         self.retry = retry or RetryPolicy()
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -109,8 +113,19 @@ class NextcloudClient:
     def base_url(self) -> str:
         return self._pool.base_url
 
+    def url(self, path: str) -> str:
+        """The absolute URL for ``path``: relative to the Nextcloud base URL (``/remote.php/...``), or
+        origin-absolute as DAV hrefs are (they already include a sub-path such as ``/nextcloud``)."""
+        base_path = self._pool.base_path
+        if base_path and (path == base_path or path.startswith(base_path + "/")):
+            return self._pool.origin + path
+        return self._pool.base_url + path
+
     def _headers(self, headers: Mapping[str, str] | None, path: str) -> dict[str, str]:
         out = {"Authorization": self._auth}
+        base_path = self._pool.base_path
+        if base_path and path.startswith(base_path + "/"):
+            path = path[len(base_path):]
         if path.startswith(("/ocs/", "/index.php/", "/apps/")):
             # Needed for OCS, and it lets bearer/Basic requests pass Nextcloud's CSRF check on app routes.
             out["OCS-APIRequest"] = "true"
@@ -160,7 +175,7 @@ class NextcloudClient:
 
     async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
         try:
-            return await self._pool.http.request(method, path, **kwargs)
+            return await self._pool.http.request(method, self.url(path), **kwargs)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("Nextcloud did not answer in time; try again later") from exc
         except httpx.TransportError as exc:
@@ -171,7 +186,7 @@ class NextcloudClient:
         self, method: str, path: str, *, headers: Mapping[str, str] | None = None, ok: tuple[int, ...] = ()
     ) -> AsyncIterator[httpx.Response]:
         """Stream a response body (large downloads): memory does not grow with the size."""
-        request = self._pool.http.build_request(method.upper(), path, headers=self._headers(headers, path))
+        request = self._pool.http.build_request(method.upper(), self.url(path), headers=self._headers(headers, path))
         try:
             response = await self._pool.http.send(request, stream=True)
         except httpx.TimeoutException as exc:

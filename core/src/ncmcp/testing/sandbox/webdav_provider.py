@@ -332,7 +332,8 @@ class NcFileResource(_NcProps, FileResource):
         exclusive = (self.environ.get("HTTP_IF_NONE_MATCH") or "").strip() == "*"
         with dav_errors():
             _, st = self.store.commit_file(
-                self.user, tmp, self.rel, mtime=self.environ.get("ncmcp.mtime"), exclusive=exclusive
+                self.user, tmp, self.rel, mtime=self.environ.get("ncmcp.mtime"), exclusive=exclusive,
+                if_match=self.environ.get("HTTP_IF_MATCH"),
             )
         self.file_stat = st
 

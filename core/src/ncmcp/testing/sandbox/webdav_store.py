@@ -362,13 +362,16 @@ class DavStore:
 
     # -- writes ---------------------------------------------------------------------------
     def commit_file(
-        self, user: str, tmp: pathlib.Path, rel: str, *, mtime: float | None = None, exclusive: bool = False
+        self, user: str, tmp: pathlib.Path, rel: str, *, mtime: float | None = None, exclusive: bool = False,
+        if_match: str | None = None,
     ) -> tuple[bool, os.stat_result]:
         """Move a fully received body into place at ``rel``.
 
         A new file takes the temporary file (rename).  An existing one keeps its inode:
         its old content is saved as a version, then the new content is copied in.
-        ``exclusive`` (``If-None-Match: *``) answers 412 if the file appeared meanwhile.
+        ``exclusive`` (``If-None-Match: *``) answers 412 if the file appeared meanwhile, and
+        ``if_match`` (the request's ``If-Match``) 412 if the file changed meanwhile: WsgiDAV checks the
+        preconditions before receiving the body, so concurrent writers could otherwise all pass.
         Returns ``(created, stat)``.
         """
         path = self.fs_path(user, rel)
@@ -380,6 +383,10 @@ class DavStore:
                     old = None
                 if old is not None and stat_mod.S_ISDIR(old.st_mode):
                     raise SabreError(409, "A folder with this name already exists")
+                if if_match is not None and if_match.strip() != "*":
+                    wanted = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+                    if old is None or f'"{file_etag(old)}"' not in wanted:
+                        raise SabreError(412, "An If-Match header was specified, but none of the specified ETags matched.")
                 if old is None:
                     if not path.parent.is_dir():
                         raise SabreError(409, "Files cannot be created in non-existent collections")
