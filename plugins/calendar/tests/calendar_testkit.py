@@ -45,3 +45,13 @@ def requests_under(sandbox: Any, method: str, prefix: str) -> int:
 
 async def calendars(host: Any) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in ok(await host.call("nc_calendar_list_calendars"))["calendars"]}
+
+
+async def wait_for_request(sandbox: Any, method: str, prefix: str, before: int, timeout: float = 5.0) -> None:
+    """Wait until the sandbox has received one more ``method`` request under ``prefix`` than ``before``
+    (it counts a request on arrival, before an injected delay holds it)."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while requests_under(sandbox, method, prefix) <= before:
+            await anyio.sleep(0.01)

@@ -8,7 +8,10 @@ from urllib.parse import quote
 
 import anyio
 import pytest
-from calendar_testkit import PLUGINS, calendars, dav_client, error, ok, put_raw
+from calendar_testkit import PLUGINS, calendars, dav_client, error, ok, put_raw, requests_under, wait_for_request
+
+from ncmcp.testing.fixtures import InProcessHost
+from ncmcp.testing.http import connect
 
 pytestmark = pytest.mark.anyio
 
@@ -176,7 +179,9 @@ async def test_objects_are_addressed_by_href_not_uid(make_host, sandbox, sandbox
 
 
 async def test_two_clients_conflict_and_nothing_is_lost(http_host, sandbox, sandbox_user) -> None:
-    async with http_host(plugins=PLUGINS) as laptop, http_host(plugins=PLUGINS) as phone:
+    async with http_host(plugins=PLUGINS) as laptop, connect(laptop.url) as phone_client:
+        phone = InProcessHost(laptop.host)  # a second MCP client of the same server
+        phone.client = phone_client
         event = ok(await laptop.call("nc_calendar_create_event", {"summary": "Review", "start": "2030-05-05T10:00Z"}))
         seen_by_phone = ok(await phone.call("nc_calendar_get_event", {"href": event["href"]}))
 
@@ -197,7 +202,8 @@ async def test_two_clients_conflict_and_nothing_is_lost(http_host, sandbox, sand
 
         # Without a caller etag the tool still writes conditionally on what it read: another app
         # writes while the tool's PUT is held up; the tool reports a conflict, the other write survives.
-        sandbox.add_fault(path=event["href"], method="PUT", delay=0.6, times=1)
+        puts = requests_under(sandbox, "PUT", event["href"])
+        sandbox.add_fault(path=event["href"], method="PUT", delay=0.3, times=1)
         outcome = {}
 
         async def tool_update() -> None:
@@ -206,7 +212,7 @@ async def test_two_clients_conflict_and_nothing_is_lost(http_host, sandbox, sand
         try:
             async with dav_client(sandbox, sandbox_user) as dav, anyio.create_task_group() as tg:
                 tg.start_soon(tool_update)
-                await anyio.sleep(0.3)  # the tool has read the event; its PUT waits in the fault
+                await wait_for_request(sandbox, "PUT", event["href"], puts)  # read done, PUT held
                 current = await dav.get(quote(event["href"]))
                 text = current.text.replace("SUMMARY:Review", "SUMMARY:Review (edited elsewhere)")
                 assert (await put_raw(dav, event["href"], text, etag=current.headers["ETag"])).status_code in (200, 204)

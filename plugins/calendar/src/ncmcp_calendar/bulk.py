@@ -16,8 +16,8 @@ from ncmcp import Access, Conflict, InvalidArgument, NotFound, ToolContext, Tool
 from ncmcp_calendar import caldav, ical, objects, patch, timeutil
 from ncmcp_calendar.expand import expand
 from ncmcp_calendar.schemas import (
-    CALENDAR_IN, CATEGORIES_IN, CLASS_IN, COLOR_IN, DESTRUCTIVE, EVENT_STATUS, LIMIT_IN, PRIORITY_IN, SHORT_IN,
-    TEXT_IN, TIME_OUT, TZ_IN, WHEN_IN, obj,
+    CALENDAR_IN, CATEGORIES_IN, CLASS_IN, COLOR_IN, DESTRUCTIVE, EVENT_STATUS, LIMIT_IN, NO_CONTROLS, PRIORITY_IN,
+    SHORT_IN, SUMMARY_IN, TEXT_IN, TIME_OUT, TZ_IN, WHEN_IN, obj,
 )
 from ncmcp_calendar.tools_events import KIND, matches, query_zone, read_range
 
@@ -105,9 +105,10 @@ async def bulk_operations(ctx: ToolContext, operation: str, dry_run: bool = True
             "conflicts": sum(1 for i in items if i["result"] == "conflict"), "timezone": zone_name}
 
 
-CHANGES_IN = obj({"summary": {"type": "string", "minLength": 1, "maxLength": 1000}, "description": TEXT_IN,
+CHANGES_IN = obj({"summary": SUMMARY_IN, "description": TEXT_IN,
                   "location": SHORT_IN, "categories": CATEGORIES_IN, "status": {"type": "string", "enum": EVENT_STATUS},
-                  "priority": PRIORITY_IN, "classification": CLASS_IN, "url": {"type": "string", "maxLength": 2000},
+                  "priority": PRIORITY_IN, "classification": CLASS_IN,
+                  "url": {"type": "string", "maxLength": 2000, "pattern": NO_CONTROLS},
                   "color": COLOR_IN, "transparency": {"type": "string", "enum": ["OPAQUE", "TRANSPARENT"]}})
 
 TOOLS = [

@@ -431,15 +431,23 @@ async def principal_addresses(ctx: ToolContext) -> list[str]:
 
 
 async def gather(calls: Sequence[Any]) -> list[Any]:
-    """Run coroutines concurrently (one request per calendar) and keep their order."""
+    """Run coroutines concurrently (one request per calendar) and keep their order. A failure is
+    re-raised as itself (the first one), not wrapped in an exception group, so the host shows its
+    message."""
     results: list[Any] = [None] * len(calls)
+    failures: list[BaseException] = []
 
     async def run(i: int, call: Any) -> None:
-        results[i] = await call
+        try:
+            results[i] = await call
+        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            failures.append(exc)
 
     async with anyio.create_task_group() as tg:
         for i, call in enumerate(calls):
             tg.start_soon(run, i, call)
+    if failures:
+        raise failures[0]
     return results
 
 

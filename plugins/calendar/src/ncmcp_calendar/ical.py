@@ -35,10 +35,48 @@ def load(data: bytes | str) -> Calendar:
     return cal
 
 
+TIME_PROPS = ("DTSTART", "DTEND", "DUE", "RECURRENCE-ID", "EXDATE", "RDATE")
+
+
 def dump(cal: Calendar) -> bytes:
-    # Every TZID in use needs its VTIMEZONE; existing ones (Outlook's, Apple's) are kept as they are.
-    cal.add_missing_timezones()
+    """Serialize; every TZID in use gets its VTIMEZONE (existing ones, Outlook's or Apple's, are kept
+    exactly as they are)."""
+    missing = cal.get_missing_tzids()
+    if missing:
+        first, last = _date_span(cal)
+        cal.add_missing_timezones(first_date=first, last_date=last)
+        for tz in cal.timezones:
+            if str(tz.get("TZID")) in missing:
+                _one_rdate_per_line(tz)
     return cal.to_ical()
+
+
+def _date_span(cal: Calendar) -> tuple[dt.date, dt.date]:
+    """The years the object's times fall in, widened a little: the generated VTIMEZONE lists each
+    transition, so it covers this span rather than 1970-2037 (a far smaller object)."""
+    years = []
+    for comp in cal.walk():
+        for name in TIME_PROPS:
+            props = comp.get(name)
+            for prop in props if isinstance(props, list) else [props] if props is not None else []:
+                values = [d.dt for d in getattr(prop, "dts", [])] or [getattr(prop, "dt", None)]
+                years += [v.year for v in values if isinstance(v, dt.date)]
+    if not years:
+        return dt.date(1970, 1, 1), dt.date(2038, 1, 1)
+    return dt.date(max(1970, min(years) - 1), 1, 1), dt.date(max(years) + 11, 1, 1)
+
+
+def _one_rdate_per_line(tz: Component) -> None:
+    """vobject (and so Radicale) reads only the first value of a multi-valued RDATE in a VTIMEZONE and
+    then gets every later offset wrong; one RDATE property per transition is read correctly by all."""
+    for part in tz.subcomponents:
+        props = part.get("RDATE")
+        if props is None:
+            continue
+        values = [d.dt for prop in (props if isinstance(props, list) else [props]) for d in prop.dts]
+        part.pop("RDATE")
+        for value in values:
+            part.add("RDATE", value)
 
 
 def new_calendar() -> Calendar:

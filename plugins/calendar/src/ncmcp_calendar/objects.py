@@ -11,7 +11,8 @@ from ncmcp import Conflict, InvalidArgument, ToolContext
 from ncmcp_calendar import caldav, ical, timeutil
 from ncmcp_calendar.caldav import CalObject
 
-NOUN = {"VEVENT": "event", "VTODO": "task"}
+NOUN = {"VEVENT": "an event", "VTODO": "a task"}
+FOUND = {"VEVENT": "an event", "VTODO": "a task", "VJOURNAL": "a journal entry"}
 
 
 @dataclass(slots=True)
@@ -32,8 +33,8 @@ async def load(ctx: ToolContext, href: str, kind: str, etag: str | None = None) 
     found = ical.primary_kind(cal)
     if found != kind:
         other = {"VEVENT": "nc_calendar_*_event", "VTODO": "nc_calendar_*_todo"}.get(found or "", "")
-        raise InvalidArgument(f"{obj.href} is not a {NOUN[kind]} but a {found or 'calendar object of another kind'}"
-                              + (f"; use {other}" if other else ""))
+        raise InvalidArgument(f"{obj.href} is not {NOUN[kind]} but {FOUND.get(found or '', 'another kind of object')}"
+                              + (f"; use {other}" if other else ""), href=obj.href)
     return Loaded(obj, cal, kind)
 
 

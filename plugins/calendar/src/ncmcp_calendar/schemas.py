@@ -27,22 +27,27 @@ TIME_OUT = nullable(TIME_SCHEMA)
 
 # --- inputs ----------------------------------------------------------------------------------------------
 
-CALENDAR_IN = {"type": "string", "minLength": 1, "maxLength": 500,
+NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
+TEXT_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # tabs and line breaks allowed
+CALENDAR_IN = {"type": "string", "minLength": 1, "maxLength": 500, "pattern": NO_CONTROLS,
                "description": "Calendar name (as in list_calendars, e.g. 'personal'), display name or href"}
-HREF_IN = {"type": "string", "minLength": 1, "maxLength": 2000,
+HREF_IN = {"type": "string", "minLength": 1, "maxLength": 2000, "pattern": NO_CONTROLS,
            "description": "The object's href exactly as returned by the calendar tools"}
-ETAG_IN = {"type": "string", "minLength": 1, "maxLength": 300,
+ETAG_IN = {"type": "string", "minLength": 1, "maxLength": 300, "pattern": "^[!-~]+$",
            "description": "The etag from your last read. If the object changed since, nothing is written and a "
                           "conflict carrying the current etag is returned."}
-WHEN_IN = {"type": "string", "minLength": 4, "maxLength": 80,
+WHEN_IN = {"type": "string", "minLength": 4, "maxLength": 80, "pattern": NO_CONTROLS,
            "description": "ISO 8601: '2025-03-30' (all-day), '2025-03-30T09:00' (local time in `timezone`, or "
                           "floating without one), '2025-03-30T09:00+02:00' or '...Z' (an instant), or "
                           "'2025-03-30T09:00[Europe/Berlin]'"}
-TZ_IN = {"type": "string", "minLength": 1, "maxLength": 64,
+TZ_IN = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[A-Za-z0-9_+\-/]+$",
          "description": "IANA time zone (e.g. 'Europe/Berlin') for times given without one; also the zone of the output ranges"}
-TEXT_IN = {"type": "string", "maxLength": 100_000}
-SHORT_IN = {"type": "string", "maxLength": 1000}
-CATEGORIES_IN = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}, "maxItems": 50,
+TEXT_IN = {"type": "string", "maxLength": 100_000, "pattern": TEXT_CHARS}
+SHORT_IN = {"type": "string", "maxLength": 1000, "pattern": NO_CONTROLS}
+SUMMARY_IN = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": NO_CONTROLS}
+UID_IN = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": NO_CONTROLS}
+CATEGORIES_IN = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROLS},
+                 "maxItems": 50,
                  "description": "Category names; an empty list removes them all"}
 PRIORITY_IN = {"type": "integer", "minimum": 0, "maximum": 9, "description": "1 highest … 9 lowest; 0 = undefined"}
 CLASS_IN = {"type": "string", "enum": ["PUBLIC", "PRIVATE", "CONFIDENTIAL"]}
@@ -50,7 +55,7 @@ EVENT_STATUS = ["TENTATIVE", "CONFIRMED", "CANCELLED"]
 TODO_STATUS = ["NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "CANCELLED"]
 COLOR_IN = {"type": "string", "maxLength": 40, "pattern": r"^(#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{3}|[A-Za-z]{3,30})?$",
             "description": "CSS colour name (RFC 7986, e.g. 'tomato') or #RRGGBB; empty removes it"}
-RRULE_IN = {"type": "string", "maxLength": 500,
+RRULE_IN = {"type": "string", "maxLength": 500, "pattern": NO_CONTROLS,
             "description": "RFC 5545 RRULE such as 'FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20251231' or 'FREQ=DAILY;COUNT=5'; "
                            "an empty string removes the recurrence"}
 ALARMS_IN = {"type": "array", "maxItems": 20,
@@ -59,23 +64,26 @@ ALARMS_IN = {"type": "array", "maxItems": 20,
              "items": {"type": "object", "additionalProperties": False, "properties": {
                  "minutes_before": {"type": "integer", "minimum": -100_000, "maximum": 100_000,
                                     "description": "Minutes before the start (negative: after)"},
-                 "at": {"type": "string", "maxLength": 80, "description": "Absolute time instead, e.g. 2025-06-10T08:45:00Z"},
-                 "trigger": {"type": "string", "maxLength": 80, "description": "As output by the tools (e.g. -PT15M)"},
+                 "at": {"type": "string", "maxLength": 80, "pattern": NO_CONTROLS,
+                        "description": "Absolute time instead, e.g. 2025-06-10T08:45:00Z"},
+                 "trigger": {"type": "string", "maxLength": 80, "pattern": NO_CONTROLS,
+                             "description": "As output by the tools (e.g. -PT15M)"},
                  "action": {"type": "string", "pattern": "^[A-Za-z-]{1,40}$", "default": "DISPLAY",
                             "description": "DISPLAY (default), EMAIL or AUDIO"},
                  "related": {"type": "string", "enum": ["start", "end"],
                              "description": "Anchor: the start (default) or the end/due time"},
-                 "description": {"type": ["string", "null"], "maxLength": 1000}}}}
-ATTENDEE_OBJ = obj({"email": {"type": "string", "minLength": 3, "maxLength": 320},
-                    "name": {"type": ["string", "null"], "maxLength": 200},
-                    "cutype": {"type": "string", "maxLength": 40, "description": "INDIVIDUAL, GROUP, RESOURCE, ROOM"},
+                 "description": {"type": ["string", "null"], "maxLength": 1000, "pattern": TEXT_CHARS}}}}
+EMAIL_IN = {"type": "string", "minLength": 3, "maxLength": 320, "pattern": r"^[^\s@]+@[^\s@]+$"}
+ATTENDEE_OBJ = obj({"email": EMAIL_IN,
+                    "name": {"type": ["string", "null"], "maxLength": 200, "pattern": NO_CONTROLS},
+                    "cutype": {"type": "string", "maxLength": 40, "pattern": "^[A-Za-z-]*$", "description": "INDIVIDUAL, GROUP, RESOURCE, ROOM"},
                     "role": {"type": "string", "enum": ["CHAIR", "REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT"]},
                     "partstat": {"type": "string", "enum": ["NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE", "DELEGATED"]},
                     "rsvp": {"type": "boolean"}}, ["email"])
 ATTENDEES_IN = {"type": "array", "maxItems": 200,
                 "description": "Attendees (emails or objects); replaces the list, keeping the details (e.g. replies) of "
                                "attendees that stay; [] removes all",
-                "items": {"anyOf": [{"type": "string", "minLength": 3, "maxLength": 320}, ATTENDEE_OBJ]}}
+                "items": {"anyOf": [EMAIL_IN, ATTENDEE_OBJ]}}
 LIMIT_IN = {"type": "integer", "minimum": 1, "maximum": 2000}
 
 # --- outputs ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 from ncmcp import Access, InvalidArgument, ToolContext, ToolSpec
 
 from ncmcp_calendar import caldav
-from ncmcp_calendar.schemas import CALENDAR_IN, CALENDAR_OUT, DESTRUCTIVE, READ, obj
+from ncmcp_calendar.schemas import CALENDAR_IN, CALENDAR_OUT, DESTRUCTIVE, NO_CONTROLS, READ, TEXT_CHARS, obj
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _HEX = re.compile(r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
@@ -78,10 +78,12 @@ TOOLS = [
                          "everything in it).",
              input_schema=obj({"action": {"type": "string", "enum": ["create", "update", "delete"]},
                                "calendar": CALENDAR_IN,
-                               "name": {"type": "string", "maxLength": 100, "description": "URL name for a new calendar"},
-                               "display_name": {"type": "string", "minLength": 1, "maxLength": 200},
-                               "color": {"type": "string", "maxLength": 9, "description": "#RRGGBB"},
-                               "description": {"type": "string", "maxLength": 2000},
+                               "name": {"type": "string", "maxLength": 100, "pattern": r"^[A-Za-z0-9._-]*$",
+                                        "description": "URL name for a new calendar"},
+                               "display_name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_CONTROLS},
+                               "color": {"type": "string", "maxLength": 9, "pattern": "^#[0-9A-Fa-f]{3,8}$",
+                                         "description": "#RRGGBB"},
+                               "description": {"type": "string", "maxLength": 2000, "pattern": TEXT_CHARS},
                                "components": {"type": "array", "minItems": 1, "uniqueItems": True,
                                               "items": {"type": "string", "enum": ["VEVENT", "VTODO", "VJOURNAL"]}}},
                               ["action"]),

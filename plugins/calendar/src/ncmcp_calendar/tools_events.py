@@ -12,9 +12,9 @@ from ncmcp import Access, InvalidArgument, NotFound, ToolContext, ToolSpec
 from ncmcp_calendar import caldav, ical, objects, patch, timeutil
 from ncmcp_calendar.expand import Occurrence, expand, object_fields, occurrence_at
 from ncmcp_calendar.schemas import (
-    ALARMS_IN, ATTENDEES_IN, CALENDAR_IN, CATEGORIES_IN, CLASS_IN, COLOR_IN, DELETED_OUT, DESTRUCTIVE, ETAG_IN,
-    EVENT_OUT, EVENT_STATUS, HREF_IN, LIMIT_IN, PRIORITY_IN, READ, RRULE_IN, SHORT_IN, TEXT_IN, TIME_OUT, TZ_IN,
-    WHEN_IN, WRITE, obj,
+    ALARMS_IN, ATTENDEES_IN, CALENDAR_IN, CATEGORIES_IN, CLASS_IN, COLOR_IN, DELETED_OUT, DESTRUCTIVE, EMAIL_IN, ETAG_IN,
+    EVENT_OUT, EVENT_STATUS, HREF_IN, LIMIT_IN, NO_CONTROLS, PRIORITY_IN, READ, RRULE_IN, SHORT_IN, SUMMARY_IN, TEXT_IN,
+    TIME_OUT, TZ_IN, UID_IN, WHEN_IN, WRITE, obj,
 )
 
 KIND = "VEVENT"
@@ -313,9 +313,9 @@ LIST_OUT = {"type": "object", "properties": {
 FIELDS_IN = {
     "description": TEXT_IN, "location": SHORT_IN, "categories": CATEGORIES_IN, "recurrence_rule": RRULE_IN,
     "alarms": ALARMS_IN, "attendees": ATTENDEES_IN,
-    "organizer": {"type": "string", "maxLength": 320, "description": "Organizer email (default: the user's own address)"},
+    "organizer": {**EMAIL_IN, "description": "Organizer email (default: the user's own address)"},
     "status": {"type": "string", "enum": EVENT_STATUS}, "priority": PRIORITY_IN, "classification": {**CLASS_IN, "description": "CLASS: PUBLIC, PRIVATE or CONFIDENTIAL"},
-    "url": {"type": "string", "maxLength": 2000}, "color": COLOR_IN,
+    "url": {"type": "string", "maxLength": 2000, "pattern": NO_CONTROLS}, "color": COLOR_IN,
     "transparency": {"type": "string", "enum": ["OPAQUE", "TRANSPARENT"], "description": "OPAQUE = busy, TRANSPARENT = free"},
     "timezone": TZ_IN, "all_day": {"type": "boolean"},
     "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 60 * 24 * 366,
@@ -343,15 +343,14 @@ TOOLS = [
     ToolSpec(name="nc_calendar_get_event", title="Get an event", access=Access.READ, handler=get_event, hints=READ,
              description="One event by href (or uid) with its etag: the whole series (with its exceptions: exdates, rdates and "
                          "overridden occurrences), or one occurrence when `occurrence` is given.",
-             input_schema=obj({"href": HREF_IN, "uid": {"type": "string", "minLength": 1, "maxLength": 1000,
-                                                        "description": "Instead of href: find the event by its UID"},
+             input_schema=obj({"href": HREF_IN, "uid": {**UID_IN, "description": "Instead of href: find the event by its UID"},
                                "calendar": CALENDAR_IN, "occurrence": OCCURRENCE_IN}), output_schema=EVENT_OUT),
     ToolSpec(name="nc_calendar_create_event", title="Create an event", access=Access.WRITE, handler=create_event, hints=WRITE,
              description="Create an event. Times: a date for all-day events (end date exclusive, default one day), or a "
                          "date-time; give `timezone` (IANA) for local times (recurring events keep their local time across "
                          "DST). Without `end` a timed event lasts `duration_minutes` or one hour. `calendar` defaults to "
                          "the first writable calendar that accepts events.",
-             input_schema=obj({"summary": {"type": "string", "minLength": 1, "maxLength": 1000}, "start": WHEN_IN,
+             input_schema=obj({"summary": SUMMARY_IN, "start": WHEN_IN,
                                "end": WHEN_IN, "calendar": CALENDAR_IN, **FIELDS_IN}, ["summary", "start"]),
              output_schema=EVENT_OUT),
     ToolSpec(name="nc_calendar_update_event", title="Update an event", access=Access.WRITE, handler=update_event, hints=WRITE,
@@ -361,7 +360,7 @@ TOOLS = [
                          "change gives a conflict with the current etag instead of being overwritten. Empty strings and "
                          "empty lists clear a field.",
              input_schema=obj({"href": HREF_IN, "etag": ETAG_IN, "occurrence": OCCURRENCE_IN,
-                               "summary": {"type": "string", "minLength": 1, "maxLength": 1000}, "start": WHEN_IN,
+                               "summary": SUMMARY_IN, "start": WHEN_IN,
                                "end": WHEN_IN, **FIELDS_IN}, ["href"]),
              output_schema=EVENT_OUT),
     ToolSpec(name="nc_calendar_delete_event", title="Delete an event", access=Access.WRITE, handler=delete_event,
@@ -374,7 +373,7 @@ TOOLS = [
              hints=WRITE,
              description="Quick form: a meeting on a date at a time for some minutes, with attendees and a reminder "
                          "(default 15 minutes before; null for none).",
-             input_schema=obj({"title": {"type": "string", "minLength": 1, "maxLength": 1000},
+             input_schema=obj({"title": SUMMARY_IN,
                                "date": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
                                "time": {"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2})?$"},
                                "duration_minutes": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60},

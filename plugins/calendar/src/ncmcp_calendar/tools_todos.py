@@ -15,7 +15,8 @@ from ncmcp_calendar import caldav, ical, objects, patch, timeutil
 from ncmcp_calendar.expand import object_fields
 from ncmcp_calendar.schemas import (
     ALARMS_IN, CALENDAR_IN, CATEGORIES_IN, CLASS_IN, DELETED_OUT, DESTRUCTIVE, ETAG_IN, HREF_IN, LIMIT_IN,
-    PRIORITY_IN, READ, RRULE_IN, SHORT_IN, TEXT_IN, TODO_OUT, TODO_STATUS, TZ_IN, WHEN_IN, WRITE, obj,
+    NO_CONTROLS, PRIORITY_IN, READ, RRULE_IN, SHORT_IN, SUMMARY_IN, TEXT_IN, TODO_OUT, TODO_STATUS, TZ_IN, UID_IN, WHEN_IN,
+    WRITE, obj,
 )
 
 KIND = "VTODO"
@@ -259,20 +260,20 @@ FILTERS_IN = {
     "category": SHORT_IN,
     "priority_at_least": {"type": "integer", "minimum": 1, "maximum": 9,
                           "description": "Only tasks at least this important: priority 1 (highest) up to this value"},
-    "due_before": WHEN_IN, "parent_uid": {"type": "string", "maxLength": 1000, "description": "Only subtasks of this task"},
+    "due_before": WHEN_IN, "parent_uid": {**UID_IN, "description": "Only subtasks of this task"},
     "timezone": TZ_IN, "limit": {**LIMIT_IN, "default": 200},
 }
+WHEN_OR_EMPTY = {**WHEN_IN, "minLength": 0, "description": WHEN_IN["description"] + "; an empty string removes it"}
 FIELDS_IN = {
     "description": TEXT_IN, "status": {"type": "string", "enum": TODO_STATUS}, "priority": PRIORITY_IN,
-    "percent_complete": {"type": "integer", "minimum": 0, "maximum": 100}, "due": WHEN_IN, "start": WHEN_IN,
+    "percent_complete": {"type": "integer", "minimum": 0, "maximum": 100}, "due": WHEN_OR_EMPTY, "start": WHEN_OR_EMPTY,
     "timezone": TZ_IN, "categories": CATEGORIES_IN,
-    "parent_uid": {"type": "string", "maxLength": 1000,
+    "parent_uid": {**UID_IN, "minLength": 0,
                    "description": "UID of the parent task (RELATED-TO, makes this a subtask); empty removes it"},
-    "location": SHORT_IN, "url": {"type": "string", "maxLength": 2000},
+    "location": SHORT_IN, "url": {"type": "string", "maxLength": 2000, "pattern": NO_CONTROLS},
     "classification": {**CLASS_IN, "description": "CLASS: PUBLIC, PRIVATE or CONFIDENTIAL"}, "alarms": ALARMS_IN,
     "recurrence_rule": RRULE_IN,
 }
-SUMMARY_IN = {"type": "string", "minLength": 1, "maxLength": 1000}
 
 TOOLS = [
     ToolSpec(name="nc_calendar_list_todos", title="List tasks", access=Access.READ, handler=list_todos, hints=READ,
