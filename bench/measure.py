@@ -437,19 +437,21 @@ async def files_memory(procs: Processes, sandbox_url: str, user: str, password: 
             await _read(client, f"/bench-warm-{os.getpid()}.bin", 300_000, 100_000)
             await anyio.sleep(0.3)
             baseline = server.rss()
-            with RssSampler(server.pid) as sampler:
+            with RssSampler(server.pid) as writing:
                 t0 = time.perf_counter()
                 await _write(client, path, data, piece)
                 write_s = time.perf_counter() - t0
+            with RssSampler(server.pid) as reading:
                 t0 = time.perf_counter()
                 digest = await _read(client, path, len(data), read_range)
                 read_s = time.perf_counter() - t0
             if digest != hashlib.sha256(data).hexdigest():
                 raise RuntimeError("the file read back differs from the file written")
+            peak = max(writing.peak, reading.peak)
             return {"size_mb": size_mb, "piece_bytes": piece, "read_range_bytes": read_range,
-                    "baseline_rss_bytes": baseline, "peak_rss_bytes": sampler.peak,
-                    "growth_bytes": sampler.peak - baseline, "rss_after_bytes": server.rss(),
-                    "write_mb_per_s": size_mb / write_s, "read_mb_per_s": size_mb / read_s}
+                    "baseline_rss_bytes": baseline, "peak_rss_bytes": peak, "growth_bytes": peak - baseline,
+                    "write_growth_bytes": writing.peak - baseline, "read_growth_bytes": reading.peak - baseline,
+                    "rss_after_bytes": server.rss(), "write_mb_per_s": size_mb / write_s, "read_mb_per_s": size_mb / read_s}
     finally:
         server.stop()
 

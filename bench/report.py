@@ -134,7 +134,7 @@ def _summary(doc: dict[str, Any]) -> list[str]:
     if "skipped" in files:
         rows.append(("large file, peak RSS growth", files["skipped"]))
     else:
-        parts = [f"{v['size_mb']} MB: +{v['growth_bytes'] / 1e6:.0f} MB" for v in files.values() if "growth_bytes" in v]
+        parts = [f"{v['size_mb']:.0f} MB: +{v['growth_bytes'] / 1e6:.0f} MB" for v in files.values() if "growth_bytes" in v]
         rows.append(("large file written + read, peak RSS growth", ", ".join(parts) or "failed"))
     return ["## Summary", "", "| figure | value |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], ""]
 
@@ -205,21 +205,25 @@ def _cold_and_memory(doc: dict[str, Any]) -> list[str]:
     if "skipped" in files:
         out += [f"Large files: skipped: {files['skipped'].removeprefix('skipped: ')}.", ""]
         return out
+    runs = next((v.get("runs", 1) for v in files.values() if "runs" in v), 1)
     out += ["Large files through `nc_files_write_file` (pieces with `upload_id`) and `nc_files_read_file` (ranges), "
-            "each size in a fresh Basic-mode server:", "",
-            "| file | pieces / ranges | RSS before | peak RSS | growth | write | read |", "|---|---|--:|--:|--:|--:|--:|"]
+            f"each size in a fresh Basic-mode server, {f'median of {runs} runs' if runs > 1 else 'one run'}:", "",
+            "| file | pieces / ranges | RSS before | peak RSS | growth (writing / reading) | write | read |",
+            "|---|---|--:|--:|--:|--:|--:|"]
     growth = {}
     for key, v in files.items():
         if "growth_bytes" not in v:
             out.append(f"| {key} | {v.get('skipped') or v.get('failed')} | | | | | |")
             continue
         growth[key] = v["growth_bytes"]
-        out.append(f"| {v['size_mb']} MB | {v['piece_bytes'] // 2**20} MiB / {v['read_range_bytes'] // 2**20} MiB | "
-                   f"{_mb(v['baseline_rss_bytes'])} | {_mb(v['peak_rss_bytes'])} | {_mb(v['growth_bytes'])} | "
+        out.append(f"| {v['size_mb']:.0f} MB | {v['piece_bytes'] // 2**20:.0f} MiB / {v['read_range_bytes'] // 2**20:.0f} MiB | "
+                   f"{_mb(v['baseline_rss_bytes'])} | {_mb(v['peak_rss_bytes'])} | {_mb(v['growth_bytes'])} "
+                   f"({_mb(v['write_growth_bytes'])} / {_mb(v['read_growth_bytes'])}) | "
                    f"{v['write_mb_per_s']:.1f} MB/s | {v['read_mb_per_s']:.1f} MB/s |")
-    if {"10mb", "50mb"} <= growth.keys() and growth["10mb"] > 0:
-        out += ["", f"Peak growth for 50 MB ÷ for 10 MB: **{growth['50mb'] / growth['10mb']:.2f}** "
-                "(1.0 = independent of the file size; 5.0 = proportional to it)."]
+    if len(growth) == 2 and min(growth.values()) > 0:
+        (small, g_small), (large, g_large) = sorted((int(k.removesuffix("mb")), g) for k, g in growth.items())
+        out += ["", f"Peak growth for {large} MB ÷ for {small} MB: **{g_large / g_small:.2f}** "
+                f"(1.0 = independent of the file size; {large / small:.1f} = proportional to it)."]
     out.append("")
     return out
 
@@ -300,7 +304,16 @@ def profile_section(name: str, stats: Any, calls: int) -> list[str]:
         total += tottime
         rows.append((tottime, cumtime, ncalls, f"{filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{line} {func}"))
     out = [f"## {name}", "", f"{calls} calls; {total:.2f} s of profiled CPU in total, {total / calls * 1e6:,.0f} µs per call "
-           "(profiler overhead included).", "", "| package | share of own time | µs per call |", "|---|--:|--:|"]
+           "(profiler overhead included)."]
+    # imports while serving: a module that is not installed is searched for again on every import statement
+    for (filename, _, func), (_, ncalls, _, cumtime, callers) in stats.stats.items():
+        if func == "_find_and_load" and filename.startswith("<frozen") and cumtime / total >= 0.01:
+            caller = max(callers.items(), key=lambda kv: kv[1][3])[0]
+            out.append("")
+            out.append(f"**{cumtime / total:.0%} of the CPU goes to imports while serving** ({ncalls / calls:.1f} per call, "
+                       f"mostly from `{caller[0].split('site-packages/')[-1]}:{caller[1]} {caller[2]}`): an import of a module "
+                       "that is not installed is not cached, so every such import statement searches `sys.path` again.")
+    out += ["", "| package | share of own time | µs per call |", "|---|--:|--:|"]
     for label, t in sorted(per_group.items(), key=lambda kv: -kv[1]):
         if t / total >= 0.005:
             out.append(f"| {label} | {t / total:.1%} | {t / calls * 1e6:,.0f} |")
