@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -93,7 +94,8 @@ class Processes:
 
     def __init__(self) -> None:
         self.started: list[Server] = []
-        self.logdir = Path(tempfile.mkdtemp(prefix="ncmcp-bench-"))
+        self.logdir = Path(tempfile.mkdtemp(prefix="ncmcp-bench-"))  # server logs, sandbox data, profiles
+        self.keep_logs = False
         self._stoppers: list[Callable[[], None]] = []
 
     def on_close(self, stop: Callable[[], None]) -> None:
@@ -152,6 +154,8 @@ class Processes:
                 stop()
             except Exception as exc:  # keep stopping the others
                 print(f"warning: stopping a helper failed: {exc}", file=sys.stderr)
+        if not self.keep_logs:
+            shutil.rmtree(self.logdir, ignore_errors=True)
 
 
 def _clean_env() -> dict[str, str]:

@@ -60,7 +60,7 @@ async def bench(cfg: dict[str, Any], procs: Processes) -> dict[str, Any]:
     res: dict[str, Any] = {}
     idp = TestIdP().start()
     procs.on_close(idp.stop)
-    sandbox = BenchSandbox(issuer=idp.issuer).start()
+    sandbox = BenchSandbox(issuer=idp.issuer, data_dir=procs.logdir / "sandbox").start()
     procs.on_close(sandbox.stop)
     password = sandbox.add_user(USER)
     plugins = installed_plugins()
@@ -150,7 +150,7 @@ async def profile(out_dir: Path, procs: Processes) -> None:
 
     idp = TestIdP().start()
     procs.on_close(idp.stop)
-    sandbox = BenchSandbox(issuer=idp.issuer).start()
+    sandbox = BenchSandbox(issuer=idp.issuer, data_dir=procs.logdir / "sandbox").start()
     procs.on_close(sandbox.stop)
     password = sandbox.add_user(USER)
     prof_dir = procs.logdir
@@ -207,6 +207,10 @@ def main() -> int:
             anyio.run(profile, args.out, procs)
             return 0
         results = anyio.run(bench, cfg, procs)
+    except BaseException:
+        print(f"server logs and sandbox data kept in {procs.logdir}", file=sys.stderr)
+        procs.keep_logs = True
+        raise
     finally:
         procs.close()
     env["load_average_end"] = report.loadavg()
