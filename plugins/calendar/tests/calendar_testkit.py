@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-
 import ncmcp_calendar.plugin as calendar_plugin
 
 PLUGINS = [calendar_plugin]
@@ -47,11 +46,12 @@ async def calendars(host: Any) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in ok(await host.call("nc_calendar_list_calendars"))["calendars"]}
 
 
-async def wait_for_request(sandbox: Any, method: str, prefix: str, before: int, timeout: float = 5.0) -> None:
+async def wait_for_request(sandbox: Any, method: str, prefix: str, before: int) -> None:
     """Wait until the sandbox has received one more ``method`` request under ``prefix`` than ``before``
-    (it counts a request on arrival, before an injected delay holds it)."""
+    (it counts a request on arrival, before an injected delay holds it). The sandbox runs in another
+    process, so its counters are polled."""
     import anyio
 
-    with anyio.fail_after(timeout):
-        while requests_under(sandbox, method, prefix) <= before:
+    with anyio.fail_after(5):
+        while requests_under(sandbox, method, prefix) <= before:  # noqa: ASYNC110 - nothing to wait on here
             await anyio.sleep(0.01)

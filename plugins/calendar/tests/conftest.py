@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from ncmcp.testing.sandbox import SandboxProcess
 
 # The repository runs pytest with --import-mode=importlib, which does not put test directories on

@@ -23,7 +23,8 @@ def spans(result: dict) -> list[tuple[str, str]]:
 async def test_find_availability_with_free_busy_and_fallback(make_host, sandbox) -> None:
     async with make_host(plugins=PLUGINS) as host:
         berlin = {"timezone": "Europe/Berlin"}
-        await host.call("nc_calendar_create_event", {"summary": "Busy", "start": "2030-09-02T10:00", "end": "2030-09-02T11:30", **berlin})
+        await host.call("nc_calendar_create_event", {"summary": "Busy", "start": "2030-09-02T10:00",
+                                                     "end": "2030-09-02T11:30", **berlin})
         await host.call("nc_calendar_create_event", {"summary": "Free to book over", "start": "2030-09-02T13:00",
                                                      "duration_minutes": 30, "transparency": "TRANSPARENT", **berlin})
         await host.call("nc_calendar_create_event", {"summary": "Focus", "start": "2030-09-02T15:00Z", "duration_minutes": 90})

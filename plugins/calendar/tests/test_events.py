@@ -9,7 +9,6 @@ from urllib.parse import quote
 import anyio
 import pytest
 from calendar_testkit import PLUGINS, calendars, dav_client, error, ok, put_raw, requests_under, wait_for_request
-
 from ncmcp.testing.fixtures import InProcessHost
 from ncmcp.testing.http import connect
 
@@ -43,7 +42,8 @@ async def test_create_get_list_update_delete_in_zones(http_host, sandbox_user) -
         allday = ok(await host.call("nc_calendar_create_event", {"summary": "Holiday", "start": "2030-06-13",
                                                                   "end": "2030-06-15"}))
         assert allday["all_day"] and allday["start"]["kind"] == "date" and allday["end"]["value"] == "2030-06-15"
-        bracket = ok(await host.call("nc_calendar_create_event", {"summary": "NY", "start": "2030-06-12T09:00[America/New_York]"}))
+        bracket = ok(await host.call("nc_calendar_create_event", {"summary": "NY",
+                                                                  "start": "2030-06-12T09:00[America/New_York]"}))
         assert bracket["start"]["timezone"] == "America/New_York" and bracket["start"]["value"].endswith("-04:00")
 
         # Read back: every kind survives the round trip through the server.
@@ -163,7 +163,8 @@ async def test_objects_are_addressed_by_href_not_uid(make_host, sandbox, sandbox
         assert (await put_raw(dav, href, ics)).status_code == 201
         listed = ok(await host.call("nc_calendar_list_events", {"start": "2030-07-02"}))["events"]
         assert [e["href"] for e in listed] == [href] and listed[0]["uid"] == "lunch@other.example"
-        changed = ok(await host.call("nc_calendar_update_event", {"href": href, "etag": listed[0]["etag"], "summary": "Team lunch"}))
+        changed = ok(await host.call("nc_calendar_update_event", {"href": href, "etag": listed[0]["etag"],
+                                                                   "summary": "Team lunch"}))
         assert changed["href"] == href and changed["summary"] == "Team lunch"
         full_url = sandbox.url + quote(href)
         assert ok(await host.call("nc_calendar_get_event", {"href": full_url}))["summary"] == "Team lunch"
@@ -227,7 +228,7 @@ async def test_two_clients_conflict_and_nothing_is_lost(http_host, sandbox, sand
 
 async def test_upcoming_and_meeting(make_host, sandbox_user) -> None:
     async with make_host(plugins=PLUGINS) as host:
-        soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).replace(microsecond=0)
+        soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(microsecond=0)
         meeting = ok(await host.call("nc_calendar_create_meeting", {
             "title": "Kick-off", "date": soon.date().isoformat(), "time": "15:00", "timezone": "Europe/Berlin",
             "duration_minutes": 30, "attendees": ["bob@example.com", {"email": "eve@example.com", "name": "Eve"}],

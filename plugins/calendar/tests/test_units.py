@@ -10,11 +10,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import ncmcp_calendar.plugin as calendar_plugin
 import pytest
 import structlog
 from icalendar import Calendar
-
-import ncmcp_calendar.plugin as calendar_plugin
 from ncmcp import Conflict, InvalidArgument, UpstreamError
 from ncmcp.nextcloud.client import NextcloudPool
 from ncmcp.testing import assert_plugin_contract
@@ -43,8 +42,8 @@ def test_contract() -> None:
     ("2030-03-30", None, dt.date(2030, 3, 30)),
     ("2030-03-30T09:00", None, dt.datetime(2030, 3, 30, 9)),
     ("2030-03-30T09:00", "Europe/Berlin", dt.datetime(2030, 3, 30, 9, tzinfo=BERLIN)),
-    ("2030-03-30T09:00Z", None, dt.datetime(2030, 3, 30, 9, tzinfo=dt.timezone.utc)),
-    ("2030-03-30T09:00+02:00", None, dt.datetime(2030, 3, 30, 7, tzinfo=dt.timezone.utc)),
+    ("2030-03-30T09:00Z", None, dt.datetime(2030, 3, 30, 9, tzinfo=dt.UTC)),
+    ("2030-03-30T09:00+02:00", None, dt.datetime(2030, 3, 30, 7, tzinfo=dt.UTC)),
     ("2030-03-30T09:00+02:00", "Europe/Berlin", dt.datetime(2030, 3, 30, 8, tzinfo=BERLIN)),
     ("2030-03-30T09:00[America/New_York]", "Europe/Berlin", dt.datetime(2030, 3, 30, 9, tzinfo=ZoneInfo("America/New_York"))),
 ])
@@ -71,7 +70,7 @@ def test_describe_says_which_zone() -> None:
 
 def test_rrule_until_follows_dtstart_kind() -> None:
     zoned = ical.parse_rrule("FREQ=DAILY;UNTIL=20300404", dt.datetime(2030, 3, 28, 9, tzinfo=BERLIN))
-    assert zoned["UNTIL"][0] == dt.datetime(2030, 4, 4, 21, 59, 59, tzinfo=dt.timezone.utc)  # through the day, in UTC
+    assert zoned["UNTIL"][0] == dt.datetime(2030, 4, 4, 21, 59, 59, tzinfo=dt.UTC)  # through the day, in UTC
     assert ical.parse_rrule("FREQ=DAILY;UNTIL=20300404T100000Z", dt.date(2030, 3, 28))["UNTIL"][0] == dt.date(2030, 4, 4)
     assert ical.parse_rrule("RRULE:FREQ=WEEKLY;UNTIL=20300404", dt.datetime(2030, 3, 28, 9))["UNTIL"][0] == \
         dt.datetime(2030, 4, 4, 23, 59, 59)
@@ -187,9 +186,9 @@ def test_free_windows_respect_working_hours_across_dst() -> None:
     busy = availability.merge([
         (dt.datetime(2030, 3, 29, 9, 30, tzinfo=BERLIN), dt.datetime(2030, 3, 29, 10, tzinfo=BERLIN)),
         (dt.datetime(2030, 3, 29, 9, 45, tzinfo=BERLIN), dt.datetime(2030, 3, 29, 11, tzinfo=BERLIN)),
-        (dt.datetime(2030, 4, 1, 7, tzinfo=dt.timezone.utc), dt.datetime(2030, 4, 1, 8, tzinfo=dt.timezone.utc))])
+        (dt.datetime(2030, 4, 1, 7, tzinfo=dt.UTC), dt.datetime(2030, 4, 1, 8, tzinfo=dt.UTC))])
     windows = availability.free_windows(dt.date(2030, 3, 29), dt.date(2030, 4, 1), BERLIN, dt.time(9), dt.time(12),
-                                        {1, 2, 3, 4, 5}, busy, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
+                                        {1, 2, 3, 4, 5}, busy, dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
                                         dt.timedelta(minutes=30))
     assert [(s.astimezone(BERLIN).isoformat(), e.astimezone(BERLIN).isoformat()) for s, e in windows] == [
         ("2030-03-29T09:00:00+01:00", "2030-03-29T09:30:00+01:00"),  # exactly long enough
@@ -199,8 +198,8 @@ def test_free_windows_respect_working_hours_across_dst() -> None:
     assert availability.parse_free_busy(
         b"BEGIN:VCALENDAR\r\nBEGIN:VFREEBUSY\r\nFREEBUSY;FBTYPE=BUSY:20300101T090000Z/PT1H,20300101T120000Z/20300101T130000Z\r\n"
         b"FREEBUSY;FBTYPE=FREE:20300101T140000Z/PT1H\r\nEND:VFREEBUSY\r\nEND:VCALENDAR\r\n") == [
-        (dt.datetime(2030, 1, 1, 9, tzinfo=dt.timezone.utc), dt.datetime(2030, 1, 1, 10, tzinfo=dt.timezone.utc)),
-        (dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc), dt.datetime(2030, 1, 1, 13, tzinfo=dt.timezone.utc))]
+        (dt.datetime(2030, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2030, 1, 1, 10, tzinfo=dt.UTC)),
+        (dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC), dt.datetime(2030, 1, 1, 13, tzinfo=dt.UTC))]
 
 
 # --- handlers and the CalDAV layer against scripted answers ------------------------------------------
@@ -330,3 +329,36 @@ def test_hrefs_outside_the_calendar_home_are_refused() -> None:
                 HOME + "x.ics", HOME + "personal/sub/x.ics"):
         with pytest.raises(InvalidArgument):
             caldav.object_path(HOME, bad)
+
+
+@pytest.mark.anyio
+async def test_nextcloud_under_a_sub_path_is_addressed_by_origin_not_doubled() -> None:
+    """Nextcloud at https://host/nextcloud answers absolute hrefs (/nextcloud/remote.php/...); they are
+    requested on the origin, never appended to the base URL (the peer's doubled /nextcloud/ bug)."""
+    base = "/nextcloud/remote.php/dav/"
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        seen.append(f"{request.method} {path}")
+        if path == "/nextcloud/.well-known/caldav":
+            return httpx.Response(301, headers={"Location": "http://nc.test/nextcloud/remote.php/dav/"})
+        if path == base:
+            return multistatus(response(base, f"<d:current-user-principal><d:href>{base}principals/users/bob/</d:href>"
+                                              "</d:current-user-principal>"))
+        if path == base + "principals/users/bob/":
+            return multistatus(response(path, f"<c:calendar-home-set><d:href>http://nc.test{base}calendars/bob/</d:href>"
+                                              "</c:calendar-home-set>"))
+        if path == base + "calendars/bob/":
+            return multistatus(response(base + "calendars/bob/Work%20%26%20Play/",
+                                        "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype>"
+                                        "<d:displayname>Work &amp; Play</d:displayname>"))
+        raise AssertionError(f"unexpected {request.method} {request.url}")
+
+    pool = NextcloudPool("http://nc.test/nextcloud", transport=httpx.MockTransport(handler))
+    ctx = StubContext(http=pool.bind("Basic eDp5"), user_id="bob")
+    found = await caldav.list_calendars(ctx)
+    assert [(c.href, c.name, c.display_name) for c in found] == [
+        (base + "calendars/bob/Work & Play/", "Work & Play", "Work & Play")]
+    assert not any("/nextcloud/nextcloud" in s for s in seen)
+    assert seen[-1] == "PROPFIND /nextcloud/remote.php/dav/calendars/bob/"

@@ -132,12 +132,14 @@ async def find_availability(ctx: ToolContext, duration_minutes: int, start_date:
     minimum = dt.timedelta(minutes=duration_minutes)
     windows = free_windows(first, last, tz, day_start, day_end, weekdays, busy,
                            timeutil.now().replace(second=0, microsecond=0), minimum)
-    slots = [{"start": timeutil.describe(s.astimezone(tz), zone_name), "end": timeutil.describe(e.astimezone(tz), zone_name),
-              "minutes": int((e - s).total_seconds() // 60)} for s, e in windows[:max_slots]]
+    def period(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        return {"start": timeutil.describe(start.astimezone(tz), zone_name),
+                "end": timeutil.describe(end.astimezone(tz), zone_name), "minutes": int((end - start).total_seconds() // 60)}
+
+    slots = [period(s, e) for s, e in windows[:max_slots]]
     return {"slots": slots, "count": len(slots), "truncated": len(windows) > max_slots,
             "method": used.pop() if len(used) == 1 else ("mixed" if used else FREE_BUSY), "methods": methods,
-            "busy": [{"start": timeutil.describe(s.astimezone(tz), zone_name), "end": timeutil.describe(e.astimezone(tz), zone_name)}
-                     for s, e in busy if e > begin and s < finish][:500],
+            "busy": [period(s, e) for s, e in busy if e > begin and s < finish][:500],
             "timezone": zone_name, "duration_minutes": duration_minutes}
 
 

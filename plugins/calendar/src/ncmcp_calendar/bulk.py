@@ -13,13 +13,28 @@ from typing import Any
 import anyio
 from ncmcp import Access, Conflict, InvalidArgument, NotFound, ToolContext, ToolError, ToolSpec
 
-from ncmcp_calendar import caldav, ical, objects, patch, timeutil
+from ncmcp_calendar import caldav, ical, objects, patch
 from ncmcp_calendar.expand import expand
 from ncmcp_calendar.schemas import (
-    CALENDAR_IN, CATEGORIES_IN, CLASS_IN, COLOR_IN, DESTRUCTIVE, EVENT_STATUS, LIMIT_IN, NO_CONTROLS, PRIORITY_IN,
-    SHORT_IN, SUMMARY_IN, TEXT_IN, TIME_OUT, TZ_IN, WHEN_IN, obj,
+    CALENDAR_IN,
+    CATEGORIES_IN,
+    CLASS_IN,
+    COLOR_IN,
+    DESTRUCTIVE,
+    EVENT_STATUS,
+    LIMIT_IN,
+    NO_CONTROLS,
+    PRIORITY_IN,
+    SHORT_IN,
+    SUMMARY_IN,
+    TEXT_IN,
+    TIME_OUT,
+    TZ_IN,
+    WHEN_IN,
+    obj,
 )
 from ncmcp_calendar.tools_events import KIND, matches, query_zone, read_range
+
 
 def _select(found: list[caldav.CalObject], begin: dt.datetime | None, finish: dt.datetime | None, tz: dt.tzinfo,
             filters: dict[str, Any]) -> list[tuple[caldav.CalObject, dict[str, Any]]]:

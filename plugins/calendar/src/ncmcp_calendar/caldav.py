@@ -86,7 +86,11 @@ def same_etag(a: str | None, b: str | None) -> bool:
 # --- discovery and calendars ---------------------------------------------------------------------------
 
 async def calendar_home(ctx: ToolContext) -> str:
-    """The user's calendar home path (decoded, trailing slash), cached for a few minutes per user."""
+    """The user's calendar home path (decoded, trailing slash), cached for a few minutes per user.
+
+    Hrefs are absolute paths on the server's origin (``/nextcloud/remote.php/dav/...`` when Nextcloud
+    lives below the web root); the core client sends such paths to the origin, so a sub-path is never
+    doubled."""
     key = (ctx.http.base_url, ctx.user_id)
     cached = _homes.get(key)
     if cached and cached[0] > time.monotonic():
@@ -95,6 +99,11 @@ async def calendar_home(ctx: ToolContext) -> str:
     home = home if home.endswith("/") else home + "/"
     _homes[key] = (time.monotonic() + HOME_TTL, home)
     return home
+
+
+def url(ctx: ToolContext, href: str) -> str:
+    """The request path of an href (a decoded absolute path on the server's origin)."""
+    return encode(href)
 
 
 def object_path(home: str, href: str) -> str:
@@ -129,13 +138,13 @@ def _components(resp: xml.DavResponse) -> tuple[str, ...]:
 
 
 CALENDAR_PROPS = ["d:resourcetype", "d:displayname", "x1:calendar-color", "c:supported-calendar-component-set",
-                  "d:current-user-privilege-set", "c:calendar-description"]
+                  "d:current-user-privilege-set", "c:calendar-description", "oc:read-only"]
 
 
 async def list_calendars(ctx: ToolContext) -> list[CalendarInfo]:
     """Every calendar collection in the home (inboxes, outboxes, trash bins and address books excluded)."""
     home = await calendar_home(ctx)
-    found = await dav.propfind(ctx.http, encode(home), CALENDAR_PROPS, depth="1")
+    found = await dav.propfind(ctx.http, url(ctx, home), CALENDAR_PROPS, depth="1")
     calendars: list[CalendarInfo] = []
     for resp in found:
         if not resp.has("d:resourcetype", "c:calendar"):
@@ -143,7 +152,9 @@ async def list_calendars(ctx: ToolContext) -> list[CalendarInfo]:
         href = resp.href if resp.href.endswith("/") else resp.href + "/"
         name = href.rstrip("/").rsplit("/", 1)[-1]
         privileges = _privileges(resp)
-        read_only = privileges is not None and not (privileges & set(_WRITE_PRIVILEGES))
+        # Nextcloud marks calendars shared read-only with oc:read-only; privileges say it in general.
+        read_only = (privileges is not None and not (privileges & set(_WRITE_PRIVILEGES))) or \
+            (resp.text("oc:read-only") or "").strip().lower() in ("1", "true")
         color = (resp.text("x1:calendar-color") or "").strip() or None
         calendars.append(CalendarInfo(
             href=href, name=name, display_name=(resp.text("d:displayname") or "").strip() or name, color=color,
@@ -228,7 +239,7 @@ def _query_body(component: str, start: str | None, end: str | None, uid: str | N
 async def query(ctx: ToolContext, cal: CalendarInfo, component: str, *, start: str | None = None,
                 end: str | None = None, uid: str | None = None) -> list[CalObject]:
     """One calendar-query REPORT on one calendar (``start``/``end`` as ``YYYYMMDDTHHMMSSZ``)."""
-    found = await dav.report(ctx.http, encode(cal.href), _query_body(component, start, end, uid), depth="1")
+    found = await dav.report(ctx.http, url(ctx, cal.href), _query_body(component, start, end, uid), depth="1")
     objects: list[CalObject] = []
     for resp in found:
         data = resp.text("c:calendar-data")
@@ -249,7 +260,7 @@ async def fill_missing_etags(ctx: ToolContext, cal: CalendarInfo, objects: list[
         xml.element("d:prop", children=[xml.element("d:getetag")]),
         *(xml.element("d:href", encode(o.href)) for o in missing)]))
     found = {r.href: (r.text("d:getetag") or "").strip() for r in
-             await dav.report(ctx.http, encode(cal.href), body, depth="1")}
+             await dav.report(ctx.http, url(ctx, cal.href), body, depth="1")}
     for obj in missing:
         obj.etag = found.get(obj.href) or ""
         if not obj.etag:  # still nothing: the plain GET always carries it
@@ -258,7 +269,7 @@ async def fill_missing_etags(ctx: ToolContext, cal: CalendarInfo, objects: list[
 
 async def fetch(ctx: ToolContext, href: str) -> CalObject:
     """GET one object (``href`` already validated) with its current ETag."""
-    response = await ctx.http.request("GET", encode(href), headers={"Accept": "text/calendar"}, ok=(404,))
+    response = await ctx.http.request("GET", url(ctx, href), headers={"Accept": "text/calendar"}, ok=(404,))
     if response.status_code == 404:
         raise NotFound(f"No calendar object at {href} (it may have been deleted or moved)", href=href)
     etag = response.headers.get("ETag") or await current_etag(ctx, href)
@@ -269,7 +280,7 @@ async def fetch(ctx: ToolContext, href: str) -> CalObject:
 
 async def current_etag(ctx: ToolContext, href: str) -> str | None:
     """The ETag the server holds now, or None when the object is gone."""
-    response = await ctx.http.request("PROPFIND", encode(href), headers={**XML_HEADERS, "Depth": "0"},
+    response = await ctx.http.request("PROPFIND", url(ctx, href), headers={**XML_HEADERS, "Depth": "0"},
                                       content=xml.propfind_body(["d:getetag"]), ok=(404,))
     if response.status_code == 404:
         return None
@@ -291,7 +302,7 @@ def new_object_href(cal: CalendarInfo, uid: str) -> str:
 
 async def create(ctx: ToolContext, cal: CalendarInfo, href: str, data: bytes, component: str) -> str | None:
     """PUT with ``If-None-Match: *``. Returns the new ETag when the server sent one."""
-    response = await ctx.http.request("PUT", encode(href), headers={**ICS_HEADERS, "If-None-Match": "*"},
+    response = await ctx.http.request("PUT", url(ctx, href), headers={**ICS_HEADERS, "If-None-Match": "*"},
                                       content=data, ok=(403, 412))
     if response.status_code == 412:
         raise Conflict(f"An object already exists at {href}; nothing was written",
@@ -304,7 +315,7 @@ async def create(ctx: ToolContext, cal: CalendarInfo, href: str, data: bytes, co
 async def replace(ctx: ToolContext, href: str, data: bytes, etag: str, *, cal: CalendarInfo | None = None,
                   component: str = "VEVENT") -> str | None:
     """PUT with ``If-Match``. A 412 becomes a conflict carrying the ETag the server holds now."""
-    response = await ctx.http.request("PUT", encode(href), headers={**ICS_HEADERS, "If-Match": quoted_etag(etag)},
+    response = await ctx.http.request("PUT", url(ctx, href), headers={**ICS_HEADERS, "If-Match": quoted_etag(etag)},
                                       content=data, ok=(403, 404, 412))
     if response.status_code == 412:
         await _raise_conflict(ctx, href, etag, "updated")
@@ -316,7 +327,7 @@ async def replace(ctx: ToolContext, href: str, data: bytes, etag: str, *, cal: C
 
 
 async def remove(ctx: ToolContext, href: str, etag: str) -> None:
-    response = await ctx.http.request("DELETE", encode(href), headers={"If-Match": quoted_etag(etag)}, ok=(404, 412))
+    response = await ctx.http.request("DELETE", url(ctx, href), headers={"If-Match": quoted_etag(etag)}, ok=(404, 412))
     if response.status_code == 412:
         await _raise_conflict(ctx, href, etag, "deleted")
     if response.status_code == 404:
@@ -365,7 +376,7 @@ async def make_calendar(ctx: ToolContext, name: str, display_name: str, color: s
                         children=[xml.element("c:comp", attrib={"name": c}) for c in components])
     body = xml.to_bytes(xml.element("c:mkcalendar", children=[xml.element("d:set", children=[
         xml.element("d:prop", children=[*_calendar_props(display_name, color, description), comps])])]))
-    response = await ctx.http.request("MKCALENDAR", encode(href), headers=XML_HEADERS, content=body, ok=(403, 405))
+    response = await ctx.http.request("MKCALENDAR", url(ctx, href), headers=XML_HEADERS, content=body, ok=(403, 405))
     if response.status_code in (403, 405):
         raise Conflict(f"A calendar or collection named {name!r} already exists; choose another name")
     return href
@@ -376,14 +387,14 @@ async def update_calendar(ctx: ToolContext, cal: CalendarInfo, display_name: str
     props = _calendar_props(display_name, color, description)
     body = xml.to_bytes(xml.element("d:propertyupdate", children=[
         xml.element("d:set", children=[xml.element("d:prop", children=props)])]))
-    response = await ctx.http.request("PROPPATCH", encode(cal.href), headers=XML_HEADERS, content=body)
+    response = await ctx.http.request("PROPPATCH", url(ctx, cal.href), headers=XML_HEADERS, content=body)
     failed = [tag.rsplit("}", 1)[-1] for r in xml.parse_multistatus(response.content, ctx.http.base_url) for tag in r.missing]
     if failed:
         raise UpstreamError(f"The server did not change {', '.join(sorted(failed))} of calendar {cal.name!r}")
 
 
 async def delete_calendar(ctx: ToolContext, cal: CalendarInfo) -> None:
-    await ctx.http.request("DELETE", encode(cal.href))
+    await ctx.http.request("DELETE", url(ctx, cal.href))
 
 
 # --- free/busy -------------------------------------------------------------------------------------------
@@ -397,7 +408,7 @@ async def free_busy(ctx: ToolContext, cal: CalendarInfo, start: str, end: str) -
     body = xml.to_bytes(xml.element("c:free-busy-query", children=[
         xml.element("c:time-range", attrib={"start": start, "end": end})]))
     try:
-        response = await ctx.http.request("REPORT", encode(cal.href), headers={**XML_HEADERS, "Depth": "1"},
+        response = await ctx.http.request("REPORT", url(ctx, cal.href), headers={**XML_HEADERS, "Depth": "1"},
                                           content=body, ok=(400, 403, 404, 405, 415, 422, 501))
     except UpstreamError as exc:
         raise FreeBusyUnsupported(str(exc)) from exc
@@ -410,15 +421,15 @@ async def principal_addresses(ctx: ToolContext) -> list[str]:
     """The user's ``mailto:`` calendar addresses, used as ORGANIZER of meetings: the principal's
     calendar-user-address-set, else the email of the Nextcloud account."""
     home = await calendar_home(ctx)
-    found = await dav.propfind(ctx.http, encode(home), ["d:current-user-principal"])
+    found = await dav.propfind(ctx.http, url(ctx, home), ["d:current-user-principal"])
     principal = next((xml.href_text(r.props.get(xml.qname("d:current-user-principal"))) for r in found if r.props), None)
     addresses: list[str] = []
-    if principal:
-        props = await dav.propfind(ctx.http, dav.origin_path(ctx.http, principal), ["c:calendar-user-address-set"])
-        for resp in props:
-            el = resp.props.get(xml.qname("c:calendar-user-address-set"))
-            if el is not None:
-                addresses += [(h.text or "").strip() for h in el.iter(xml.qname("d:href"))]
+    found = await dav.propfind(ctx.http, dav.origin_path(ctx.http, principal), ["c:calendar-user-address-set"]) \
+        if principal else []
+    for resp in found:
+        el = resp.props.get(xml.qname("c:calendar-user-address-set"))
+        if el is not None:
+            addresses += [(h.text or "").strip() for h in el.iter(xml.qname("d:href"))]
     mailto = [a for a in addresses if a.lower().startswith("mailto:")]
     if mailto:
         return mailto
@@ -426,7 +437,7 @@ async def principal_addresses(ctx: ToolContext) -> list[str]:
         user = await ctx.http.ocs("/ocs/v2.php/cloud/user")
     except ToolError:
         return []
-    email = (user or {}).get("email") if isinstance(user, dict) else None
+    email = user.get("email") if isinstance(user, dict) else None
     return [f"mailto:{email}"] if email else []
 
 

@@ -76,7 +76,8 @@ ALARMS_IN = {"type": "array", "maxItems": 20,
 EMAIL_IN = {"type": "string", "minLength": 3, "maxLength": 320, "pattern": r"^[^\s@]+@[^\s@]+$"}
 ATTENDEE_OBJ = obj({"email": EMAIL_IN,
                     "name": {"type": ["string", "null"], "maxLength": 200, "pattern": NO_CONTROLS},
-                    "cutype": {"type": "string", "maxLength": 40, "pattern": "^[A-Za-z-]*$", "description": "INDIVIDUAL, GROUP, RESOURCE, ROOM"},
+                    "cutype": {"type": "string", "maxLength": 40, "pattern": "^[A-Za-z-]*$",
+                               "description": "INDIVIDUAL, GROUP, RESOURCE, ROOM"},
                     "role": {"type": "string", "enum": ["CHAIR", "REQ-PARTICIPANT", "OPT-PARTICIPANT", "NON-PARTICIPANT"]},
                     "partstat": {"type": "string", "enum": ["NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE", "DELEGATED"]},
                     "rsvp": {"type": "boolean"}}, ["email"])

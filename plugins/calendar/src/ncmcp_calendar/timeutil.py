@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ncmcp import InvalidArgument
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _BRACKET = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<zone>[A-Za-z0-9_+\-/]+)\]$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

@@ -14,9 +14,29 @@ from ncmcp import Access, InvalidArgument, ToolContext, ToolSpec
 from ncmcp_calendar import caldav, ical, objects, patch, timeutil
 from ncmcp_calendar.expand import object_fields
 from ncmcp_calendar.schemas import (
-    ALARMS_IN, CALENDAR_IN, CATEGORIES_IN, CLASS_IN, DELETED_OUT, DESTRUCTIVE, ETAG_IN, HREF_IN, LIMIT_IN,
-    NO_CONTROLS, PRIORITY_IN, READ, RRULE_IN, SHORT_IN, SUMMARY_IN, TEXT_IN, TODO_OUT, TODO_STATUS, TZ_IN, UID_IN, WHEN_IN,
-    WRITE, obj,
+    ALARMS_IN,
+    CALENDAR_IN,
+    CATEGORIES_IN,
+    CLASS_IN,
+    DELETED_OUT,
+    DESTRUCTIVE,
+    ETAG_IN,
+    HREF_IN,
+    LIMIT_IN,
+    NO_CONTROLS,
+    PRIORITY_IN,
+    READ,
+    RRULE_IN,
+    SHORT_IN,
+    SUMMARY_IN,
+    TEXT_IN,
+    TODO_OUT,
+    TODO_STATUS,
+    TZ_IN,
+    UID_IN,
+    WHEN_IN,
+    WRITE,
+    obj,
 )
 
 KIND = "VTODO"
