@@ -83,6 +83,9 @@ class NextcloudPool:
         self.origin = f"{split.scheme}://{split.netloc}"
         self.base_path = split.path  # e.g. "/nextcloud" for an install below the web root
         self.retry = retry or RetryPolicy()
+        # Small per-user facts worth keeping between calls (e.g. DAV home sets), keyed by
+        # (client identity, name); bounded by clearing when it grows past a limit.
+        self.cache: dict[tuple[str, str], tuple[float, object]] = {}
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout),
@@ -112,6 +115,18 @@ class NextcloudClient:
     @property
     def base_url(self) -> str:
         return self._pool.base_url
+
+    @property
+    def identity(self) -> str:
+        """A stable, non-reversible key for the credentials this client sends."""
+        return token_fingerprint(self._auth)
+
+    @property
+    def pool_cache(self) -> dict[tuple[str, str], tuple[float, object]]:
+        cache = self._pool.cache
+        if len(cache) > 10_000:
+            cache.clear()
+        return cache
 
     def url(self, path: str) -> str:
         """The absolute URL for ``path``: relative to the Nextcloud base URL (``/remote.php/...``), or

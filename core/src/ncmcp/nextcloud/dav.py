@@ -7,6 +7,7 @@ display, while requests reuse the server's own encoded href.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
@@ -34,11 +35,27 @@ def origin_path(client: NextcloudClient, href: str) -> str:
     return urlsplit(urljoin(client.base_url + "/", href)).path
 
 
+DISCOVERY_TTL = 300.0  # homes move only when an admin changes the server; five minutes bounds staleness
+
+
 async def discover_home(client: NextcloudClient, service: str) -> str:
     """The user's calendar or address-book home (path), found by RFC 6764/5397 discovery.
 
+    Cached per user and service for a few minutes on the shared pool, so a tool call costs only
+    its own requests (discovery is three round trips).
+
     :param service: ``"caldav"`` or ``"carddav"``.
     """
+    key = (client.identity, service)
+    cached = client.pool_cache.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return str(cached[1])
+    home = await _discover_home(client, service)
+    client.pool_cache[key] = (time.monotonic() + DISCOVERY_TTL, home)
+    return home
+
+
+async def _discover_home(client: NextcloudClient, service: str) -> str:
     home_prop = {"caldav": "c:calendar-home-set", "carddav": "card:addressbook-home-set"}[service]
     start = "/remote.php/dav/"
     well_known = await client.request("PROPFIND", f"/.well-known/{service}", headers={**XML_HEADERS, "Depth": "0"},
