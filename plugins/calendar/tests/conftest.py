@@ -15,7 +15,9 @@ from ncmcp.testing.sandbox import SandboxProcess
 # sys.path; the calendar tests share their helpers through this one uniquely named module.
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytest_plugins = ["ncmcp.testing"]
+# The ncmcp test kit (sandbox, sandbox_user, make_host, http_host) is enabled for the whole repository
+# by `-p ncmcp.testing` in the root pyproject.toml; a plugin kept in its own repository would enable it
+# in its top-level conftest.py with pytest_plugins = ["ncmcp.testing"].
 
 
 @pytest.fixture(scope="session")
