@@ -170,6 +170,24 @@ def test_moving_a_series_moves_its_exceptions() -> None:
     assert ical.value_of(override, "DTSTART").strftime("%d %H:%M") == "31 14:00"  # moved on purpose: stays
 
 
+def test_occurrence_override_keeps_the_custom_tzid() -> None:
+    from ncmcp_calendar.expand import occurrence_at
+
+    cal = ical.load(OUTLOOK)
+    series = ical.master(cal, "VEVENT")
+    when = timeutil.same_kind(ical.value_of(series, "DTSTART"), timeutil.parse("2030-04-01T07:00:00Z"))
+    occ = occurrence_at(cal, "VEVENT", series, when)
+    assert occ is not None and ical.find_override(cal, "VEVENT", when) is None
+    cal.add_component(ical.occurrence_template(series, when, ical.value_of(occ, "DTSTART"), ical.value_of(occ, "DTEND")))
+    again = ical.load(ical.dump(cal))
+    override = ical.find_override(again, "VEVENT", when)
+    assert override is not None and "RRULE" not in override and "EXDATE" not in override
+    assert ical.tzid_of(override, "RECURRENCE-ID") == ical.tzid_of(override, "DTSTART") == "W. Europe Standard Time"
+    assert timeutil.describe(ical.value_of(override, "DTSTART"))["value"] == "2030-04-01T09:00:00+02:00"
+    assert [t.get("TZID") for t in again.timezones] == ["W. Europe Standard Time"]  # none added
+    assert occurrence_at(again, "VEVENT", series, timeutil.parse("2030-03-29T08:00:00Z")) is None  # the EXDATE
+
+
 def test_floating_and_all_day_toggle() -> None:
     cal = Calendar.from_ical(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:f\r\nDTSTART:20300101T080000\r\n"
                              b"DTEND:20300101T083000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
