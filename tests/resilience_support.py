@@ -206,10 +206,13 @@ ANY_JSON = st.recursive(
 def jsonschema_generator_works() -> bool:
     """``hypothesis_jsonschema`` 0.23.1 (its latest release) calls ``many.more()``, which newer
     hypothesis versions no longer have: every object schema with an optional property fails to draw.
-    Probe once, so the tests use it as soon as the environment has a compatible pair."""
+    Probe once, so the tests use it as soon as the environment has a compatible pair (or it is missing)."""
     from hypothesis import given, settings
-    from hypothesis_jsonschema import from_schema
 
+    try:
+        from hypothesis_jsonschema import from_schema
+    except ImportError:  # not in core[testing]: installed by hand so far
+        return False
     drawn: list[Any] = []
 
     @settings(max_examples=5, database=None, deadline=None)
