@@ -93,3 +93,32 @@ async def test_capabilities_are_refreshed_and_gate_the_plugin(sandbox, sandbox_u
     finally:
         sandbox.set_apps({"notes": {"api_version": ["0.2", "1.3", "1.4"], "version": "4.11.0", "notes_path": "Notes"}})
         await host.pool.aclose()
+
+
+async def test_a_task_group_of_tool_errors_is_reported_as_the_tool_error(make_host) -> None:
+    import anyio
+
+    from ncmcp import PLUGIN_API, Access, NotFound, PluginManifest, ToolSpec, hookimpl
+
+    async def fan_out(ctx) -> dict:  # noqa: ANN001
+        async def fail() -> None:
+            raise NotFound("calendar 'x' does not exist")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fail)
+        return {}
+
+    class Plugin:
+        @hookimpl
+        def ncmcp_plugin(self) -> PluginManifest:
+            return PluginManifest(name="fan", plugin_api=PLUGIN_API)
+
+        @hookimpl
+        def ncmcp_tools(self) -> list[ToolSpec]:
+            return [ToolSpec(name="nc_fan_out", description="d", input_schema={"type": "object"}, output_schema=None,
+                             handler=fan_out, access=Access.READ)]
+
+    async with make_host(plugins=[Plugin()]) as host:
+        result = await host.call("nc_fan_out")
+        assert result.is_error and "calendar 'x' does not exist" in result.content[0].text
+        assert '"error": "not_found"' in result.content[0].text

@@ -193,7 +193,7 @@ class Host:
                 progress=progress,
             )
             with anyio.fail_after(self.settings.tool_timeout):
-                value = await tool.spec.handler(ctx, **args)
+                value = await _unwrapped(tool.spec.handler(ctx, **args))
             result = _success_result(value)
             outcome = "ok"
             return result
@@ -246,6 +246,21 @@ class Host:
             blob = base64.b64encode(content.data or b"").decode()
             contents = [types.BlobResourceContents(uri=uri, mime_type=content.mime_type, blob=blob)]
         return types.ReadResourceResult(contents=contents)
+
+
+async def _unwrapped(call: Any) -> Any:
+    """Await a handler; a task group that failed with tool errors only is reported as its first
+    tool error (plugins that run requests concurrently should not turn a 404 into a crash)."""
+    try:
+        return await call
+    except BaseExceptionGroup as group:
+        matched, rest = group.split(ToolError)
+        if matched is not None and rest is None:
+            first: BaseException = matched
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from group
+        raise
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
