@@ -124,3 +124,28 @@ async def test_install_below_the_web_root(httpx_mock: HTTPXMock) -> None:
     assert (await client.ocs("/ocs/v2.php/cloud/user"))["id"] == "u"
     assert httpx_mock.get_requests()[-1].headers["OCS-APIRequest"] == "true"
     await pool.aclose()
+
+
+async def test_a_dropped_keep_alive_connection_is_retried_for_reads_only(client, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.RemoteProtocolError("Server disconnected"), url=f"{BASE}/r")
+    httpx_mock.add_response(url=f"{BASE}/r", json={"ok": 1})
+    assert (await client.request("PROPFIND", "/r")).json() == {"ok": 1}
+    httpx_mock.add_exception(httpx.RemoteProtocolError("Server disconnected"), url=f"{BASE}/w")
+    with pytest.raises(UpstreamError):
+        await client.request("PUT", "/w", content=b"x")
+    assert [r.method for r in httpx_mock.get_requests()] == ["PROPFIND", "PROPFIND", "PUT"]
+
+
+async def test_header_values_cannot_inject_lines(client, httpx_mock: HTTPXMock) -> None:
+    from ncmcp.errors import InvalidArgument
+
+    for bad in ('"abc"\r\nX-Evil: 1', "é"):
+        with pytest.raises(InvalidArgument):
+            await client.request("PUT", "/x", headers={"If-Match": bad}, content=b"")
+    assert httpx_mock.get_requests() == []
+
+
+async def test_a_timed_out_write_says_it_may_have_been_applied(client, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=f"{BASE}/w")
+    with pytest.raises(UpstreamTimeout, match="may still have been applied"):
+        await client.request("POST", "/w")

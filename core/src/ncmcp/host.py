@@ -180,6 +180,7 @@ class Host:
             errors = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.path))
             if errors:
                 raise InvalidArgument("Invalid arguments: " + "; ".join(_describe(e) for e in errors[:5]))
+            args = _integers(tool.spec.input_schema, args)
             await self.refresh_capabilities()
             problem = self.app_problem(tool.plugin)
             if problem:
@@ -246,6 +247,20 @@ class Host:
             blob = base64.b64encode(content.data or b"").decode()
             contents = [types.BlobResourceContents(uri=uri, mime_type=content.mime_type, blob=blob)]
         return types.ReadResourceResult(contents=contents)
+
+
+def _integers(schema: Mapping[str, Any], value: Any) -> Any:
+    """JSON Schema's ``integer`` accepts ``5.0``; handlers get ``5``, as the schema promises them."""
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if isinstance(value, float) and "integer" in kinds and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: _integers(props[k], v) if k in props else v for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [_integers(schema["items"], v) for v in value]
+    return value
 
 
 async def _unwrapped(call: Any) -> Any:

@@ -99,8 +99,8 @@ class McpGate:
     async def _refused(self, body: bytes, send: Send) -> bool:
         try:
             message = json.loads(body)
-        except ValueError:
-            return False  # the SDK answers malformed JSON itself
+        except (ValueError, RecursionError):
+            return False  # the SDK answers malformed (or absurdly nested) JSON itself, with a 400
         if not isinstance(message, dict):
             return False  # batches: the SDK rejects them with 400
         params = message.get("params") if isinstance(message.get("params"), dict) else {}

@@ -23,6 +23,7 @@ import structlog
 
 from ncmcp.errors import (
     Conflict,
+    InvalidArgument,
     Locked,
     Maintenance,
     NotFound,
@@ -137,6 +138,11 @@ class NextcloudClient:
         return self._pool.base_url + path
 
     def _headers(self, headers: Mapping[str, str] | None, path: str) -> dict[str, str]:
+        for name, value in (headers or {}).items():
+            # Header values come from tool arguments (ETags, destinations): never let one carry a
+            # line break (header injection) or characters HTTP cannot encode.
+            if not value.isascii() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise InvalidArgument(f"{name} must be printable ASCII")
         out = {"Authorization": self._auth}
         base_path = self._pool.base_path
         if base_path and path.startswith(base_path + "/"):
@@ -167,7 +173,8 @@ class NextcloudClient:
         """
         method = method.upper()
         policy = self._pool.retry
-        attempts = policy.attempts if method in IDEMPOTENT else 1
+        idempotent = method in IDEMPOTENT
+        attempts = policy.attempts if idempotent else 1
         kwargs: dict[str, Any] = {"headers": self._headers(headers, path), "params": params}
         if json_body is not None:
             kwargs["json"] = json_body
@@ -176,7 +183,7 @@ class NextcloudClient:
         if timeout is not None:
             kwargs["timeout"] = timeout
         for attempt in range(1, attempts + 1):
-            response = await self._send(method, path, kwargs)
+            response = await self._send(method, path, kwargs, idempotent)
             if response.status_code in (429, 503) and attempt < attempts:
                 wait = retry_after_seconds(response.headers.get("Retry-After"), policy.default_wait * attempt)
                 if wait <= policy.max_wait:
@@ -188,11 +195,21 @@ class NextcloudClient:
             return response
         raise error_for(response)
 
-    async def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+    async def _send(self, method: str, path: str, kwargs: dict[str, Any], idempotent: bool) -> httpx.Response:
         try:
-            return await self._pool.http.request(method, self.url(path), **kwargs)
+            try:
+                return await self._pool.http.request(method, self.url(path), **kwargs)
+            except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+                # A kept-alive connection the server (or a proxy) closed meanwhile: one more try on a
+                # fresh connection is safe for reads; a write may have been received, so it is not repeated.
+                if not idempotent:
+                    raise
+                return await self._pool.http.request(method, self.url(path), **kwargs)
         except httpx.TimeoutException as exc:
-            raise UpstreamTimeout("Nextcloud did not answer in time; try again later") from exc
+            if idempotent:
+                raise UpstreamTimeout("Nextcloud did not answer in time; try again later") from exc
+            raise UpstreamTimeout("Nextcloud did not answer in time; the change may still have been applied, "
+                                  "so read the object again before retrying") from exc
         except httpx.TransportError as exc:
             raise UpstreamError(f"Nextcloud is unreachable ({type(exc).__name__})") from exc
 

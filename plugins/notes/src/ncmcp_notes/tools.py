@@ -166,7 +166,8 @@ async def read_note_resource(ctx: ToolContext, note_id: str) -> ResourceContent:
 
 
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 500}
-ETAG = {"type": "string", "minLength": 1, "maxLength": 200, "description": "The etag from get_note/list_notes"}
+ETAG = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$",
+        "description": "The etag from get_note/list_notes"}
 OK = {"type": "object", "properties": {"deleted": {"type": "boolean"}, "id": {"type": "integer"}}, "required": ["deleted"]}
 WRITE = ToolHints(read_only=False, destructive=False, idempotent=False)
 
