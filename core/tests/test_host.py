@@ -122,3 +122,12 @@ async def test_a_task_group_of_tool_errors_is_reported_as_the_tool_error(make_ho
         result = await host.call("nc_fan_out")
         assert result.is_error and "calendar 'x' does not exist" in result.content[0].text
         assert '"error": "not_found"' in result.content[0].text
+
+
+def test_argument_patterns_use_json_schema_end_of_string() -> None:
+    from ncmcp.host import ArgumentValidator
+
+    validator = ArgumentValidator({"type": "object", "properties": {"x": {"type": "string", "pattern": r"^[!-~]+$"}}})
+    assert validator.is_valid({"x": "abc"})
+    assert not validator.is_valid({"x": "abc\n"})  # Python's $ would accept the final newline
+    assert not validator.is_valid({"x": "a b"})

@@ -62,7 +62,7 @@ class Host:
         self.tools = registry.tools
         self.resources = registry.resources
         self._templates = [(_template_regex(r.spec.uri_template), r) for r in self.resources]
-        self._validators = {name: jsonschema.Draft202012Validator(t.spec.input_schema) for name, t in self.tools.items()}
+        self._validators = {name: ArgumentValidator(t.spec.input_schema) for name, t in self.tools.items()}
         self._user_ids: TokenCache[str] = TokenCache(max_size=settings.token_cache_size)
         self._plugin_settings = {r.name: plugin_settings(r.name, environ) for r in registry.loaded}
         basic = ""
@@ -247,6 +247,23 @@ class Host:
             blob = base64.b64encode(content.data or b"").decode()
             contents = [types.BlobResourceContents(uri=uri, mime_type=content.mime_type, blob=blob)]
         return types.ReadResourceResult(contents=contents)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` with JSON Schema's (ECMA-262) meaning of ``$``: the end of the string.
+
+    jsonschema uses Python's ``re.search``, where ``$`` also matches before a final newline, so
+    ``^[^\\x00-\\x1f]*$`` would accept ``"abc\\n"`` — exactly the value such patterns exist to refuse.
+    """
+    if not isinstance(instance, str):
+        return
+    found = re.search(pattern, instance)
+    anchored = pattern.endswith("$") and not pattern.endswith("\\$")
+    if found is None or (anchored and found.end() != len(instance)):
+        yield jsonschema.ValidationError(f"{instance[:60]!r} does not match {pattern!r}")
+
+
+ArgumentValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
 
 
 def _integers(schema: Mapping[str, Any], value: Any) -> Any:

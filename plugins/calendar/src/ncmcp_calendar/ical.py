@@ -309,10 +309,14 @@ def todo_dict(comp: Component) -> dict[str, Any]:
 # --- writing -------------------------------------------------------------------------------------------
 
 def set_text(comp: Component, name: str, value: str | None) -> None:
-    """Set a text property; an empty string removes it."""
+    """Set a text property; an empty string removes it. A value icalendar refuses (e.g. a URL with a
+    line break) is the caller's mistake, reported as such rather than as a crash."""
     comp.pop(name, None)
     if value:
-        comp.add(name, value)
+        try:
+            comp.add(name, value)
+        except ValueError as exc:
+            raise InvalidArgument(f"{name.lower()}: {exc}") from exc
 
 
 def set_time(comp: Component, name: str, value: Temporal | None) -> None:
