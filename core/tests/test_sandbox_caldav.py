@@ -515,3 +515,19 @@ async def test_over_real_http(sandbox: CalDavSandbox, live_server: str) -> None:
         assert r.status_code == 201
         assert (await c.get(personal + "live.ics")).headers["ETag"] == r.headers["ETag"]
         assert (await c.put(personal + "todo.ics", content=ics("todo", "VTODO"), headers=ICS)).status_code == 403
+
+
+async def test_object_names_with_special_characters_round_trip(sandbox: CalDavSandbox, live_server: str) -> None:
+    """Over real HTTP (the ASGI path is decoded, the raw path is not): '#', '%', '+', '&', space and
+    non-ASCII names are stored under their own name on both backends."""
+    async with httpx.AsyncClient(base_url=live_server) as c:
+        root = await propfind(c, "/remote.php/dav/", "<d:current-user-principal/>")
+        principal = href_of(root["/remote.php/dav/"][f"{D}current-user-principal"])
+        (home,) = (await propfind(c, principal, "<c:calendar-home-set/>")).values()
+        personal = href_of(home[f"{C}calendar-home-set"]) + "personal/"
+        names = ["%C3%BC.ics", "a%23b.ics", "c%20d.ics", "e%25f%2B1%26.ics"]
+        for name in names:
+            assert (await c.put(personal + name, content=ics(name), headers=ICS)).status_code == 201
+            assert (await c.get(personal + name)).status_code == 200
+        listed = await propfind(c, personal, "<d:getetag/>", depth="1")
+        assert {h for h in listed if h.endswith(".ics")} >= {personal + unquote(n) for n in names}  # keys are decoded

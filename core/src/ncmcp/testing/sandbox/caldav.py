@@ -402,6 +402,12 @@ def _relative_path(scope: Scope) -> str | None:
     return None
 
 
+def _raw_relative_path(scope: Scope) -> str | None:
+    raw = (scope.get("raw_path") or b"").decode("latin-1").split("?", 1)[0]
+    prefix = DAV_PREFIX.rstrip("/")
+    return raw[len(prefix):] if raw.startswith(prefix + "/") else None
+
+
 def _is_within(rel: str, collection: str) -> bool:
     return rel == collection.rstrip("/") or rel.startswith(collection.rstrip("/") + "/")
 
@@ -429,6 +435,8 @@ def _environ(request: _Request) -> dict[str, Any]:
         "wsgi.run_once": False,
         "ncmcp.dav_user": request.user,
         "ncmcp.dav_path": request.rel,
+        # The path as sent, still percent-encoded (Xandikos unquotes PATH_INFO itself).
+        "ncmcp.raw_path": _raw_relative_path(scope) or request.rel,
     }
     for name, value in request.headers:
         if name in ("content-length", "authorization", "x-script-name", "accept-encoding", "x-remote-user"):

@@ -111,6 +111,9 @@ class XandikosBackend:
                 app = self._apps[user]
             # Xandikos resolves the user from REMOTE_USER; the gate above did the checking.
             environ["REMOTE_USER"] = user
+            # Xandikos percent-decodes PATH_INFO itself (as under aiohttp): give it the encoded path,
+            # or names with '#', '%' or non-ASCII characters are stored under mangled names.
+            environ["PATH_INFO"] = environ.get("ncmcp.raw_path", environ["PATH_INFO"])
             return list(app(environ, start_response))
 
 
