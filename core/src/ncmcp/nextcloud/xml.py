@@ -20,8 +20,17 @@ NS = {
     "cs": "http://calendarserver.org/ns/",
     "x1": "http://apple.com/ns/ical/",
 }
-for _prefix, _uri in NS.items():
-    ET.register_namespace(_prefix, _uri)
+
+
+def _register_prefixes() -> None:
+    # ElementTree keeps prefixes in one process-wide table that other libraries change too
+    # (Radicale maps DAV: to the default namespace), so they are set again before each serialization.
+    for prefix, uri in NS.items():
+        if ET._namespace_map.get(uri) != prefix:  # noqa: SLF001 - the table register_namespace writes
+            ET.register_namespace(prefix, uri)
+
+
+_register_prefixes()
 
 
 def qname(name: str) -> str:
@@ -39,6 +48,7 @@ def element(name: str, text: str | None = None, attrib: Mapping[str, str] | None
 
 
 def to_bytes(root: ET.Element) -> bytes:
+    _register_prefixes()
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
