@@ -3,7 +3,6 @@ each in its own process on 127.0.0.1 with an ephemeral port, stopped by PID."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from ncmcp.testing.sandbox import server as sandbox_server
 from ncmcp.testing.sandbox.server import SandboxProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,28 +189,4 @@ class RssSampler:
         self.peak = max(self.peak, self._ps.memory_info().rss)
 
 
-class BenchSandbox(SandboxProcess):
-    """``SandboxProcess`` (same options, control API and stop), started through ``bench/sandbox_nodelay.py``
-    so that its connections have TCP_NODELAY (see that file), and ready once its port accepts."""
-
-    def start(self, timeout: float = 30.0) -> BenchSandbox:
-        data_dir = self.data_dir or Path(tempfile.mkdtemp(prefix="ncmcp-sandbox-"))
-        cmd = [sys.executable, str(ROOT / "bench" / "sandbox_nodelay.py"), "--port", "0", "--data-dir", str(data_dir),
-               "--dav-backend", self.dav_backend, "--exit-with-stdin"]
-        if self.issuer:
-            cmd += ["--issuer", self.issuer]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env={**_clean_env()})
-        threading.Thread(target=self._drain, daemon=True).start()
-        line = sandbox_server._readline(self._proc, timeout)
-        if not line:
-            self.stop()
-            raise RuntimeError("sandbox failed to start:\n" + self.stderr_text()[-3000:])
-        self.url = json.loads(line)["url"]
-        # the URL is printed just before uvicorn listens
-        deadline = time.monotonic() + timeout
-        while not port_open(int(self.url.rsplit(":", 1)[1])):
-            if time.monotonic() > deadline:
-                raise RuntimeError("sandbox did not start listening")
-            time.sleep(0.01)
-        return self
+BenchSandbox = SandboxProcess  # the test kit's sandbox process, unchanged

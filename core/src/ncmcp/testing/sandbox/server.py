@@ -56,6 +56,7 @@ def run_sandbox(*, port: int, demo_data: bool, issuer: str | None, data_dir: str
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    sock.listen(128)  # accept connections (queued) from the moment the URL is announced
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     if demo_data:
         sandbox.state.add_user(DEMO_USER, DEMO_APP_PASSWORD)
