@@ -72,6 +72,7 @@ from .caldav_common import (
     check_user_id,
     sabre_error,
 )
+from .sabre import exception_for
 
 __all__ = ["DAV_PREFIX", "CalDavSandbox", "DavLayout", "build_caldav_app"]
 
@@ -477,17 +478,6 @@ def _top_level_components(body: bytes) -> list[str] | None:
     return [c for c in found if c in _CALENDAR_OBJECT_TYPES]
 
 
-_SABRE_EXCEPTIONS = {
-    400: "Sabre\\DAV\\Exception\\BadRequest",
-    403: "Sabre\\DAV\\Exception\\Forbidden",
-    404: "Sabre\\DAV\\Exception\\NotFound",
-    405: "Sabre\\DAV\\Exception\\MethodNotAllowed",
-    409: "Sabre\\DAV\\Exception\\Conflict",
-    412: "Sabre\\DAV\\Exception\\PreconditionFailed",
-    415: "Sabre\\DAV\\Exception\\UnsupportedMediaType",
-    423: "Sabre\\DAV\\Exception\\Locked",
-    507: "Sabre\\DAV\\Exception\\InsufficientStorage",
-}
 
 
 def _as_sabre_error(
@@ -506,7 +496,7 @@ def _as_sabre_error(
         message = "An If-None-Match header was specified, but the ETag matched (or * was specified)."
     elif status == 412 and request.header("if-match"):
         message = "An If-Match header was specified, but none of the specified ETags matched."
-    exception = _SABRE_EXCEPTIONS.get(status, "Sabre\\DAV\\Exception")
+    exception = exception_for(status)
     kept = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length")]
     return [*kept, *SABRE_XML_HEADERS], sabre_error(exception, message)
 

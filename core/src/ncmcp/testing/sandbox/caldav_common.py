@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
-from xml.sax.saxutils import escape
+
+from ncmcp.testing.sandbox.sabre import error_body
 
 #: Where the DAV service lives; every href the backends emit starts with it.
 DAV_PREFIX = "/remote.php/dav"
@@ -117,17 +118,7 @@ def system_cards(user: str) -> list[tuple[str, str]]:
     return [account_card(uid, name) for uid, name in accounts]
 
 
-def sabre_error(exception: str, message: str, extra_xml: str = "") -> bytes:
-    """A Sabre/Nextcloud DAV error body."""
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns"'
-        ' xmlns:cal="urn:ietf:params:xml:ns:caldav">\n'
-        f"  <s:exception>{escape(exception)}</s:exception>\n"
-        f"  <s:message>{escape(message)}</s:message>\n"
-        f"{extra_xml}"
-        "</d:error>\n"
-    ).encode("utf-8")
+sabre_error = error_body  # a Sabre/Nextcloud DAV error body
 
 
 SABRE_XML_HEADERS = [("Content-Type", "application/xml; charset=utf-8")]

@@ -22,17 +22,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ncmcp.testing.sandbox.bearer import BearerValidator
 from ncmcp.testing.sandbox.notes import NotesStore, build_notes_routes
 from ncmcp.testing.sandbox.ocs import build_ocs_routes, envelope, notes_capability
+from ncmcp.testing.sandbox.sabre import error_body
 from ncmcp.testing.sandbox.state import Fault, SandboxState
 
 ANONYMOUS = ("/status.php", "/ocs/v2.php/cloud/capabilities", "/ocs/v1.php/cloud/capabilities")
 FILES_TREES = ("/remote.php/dav/files/", "/remote.php/dav/trashbin/", "/remote.php/dav/versions/", "/remote.php/dav/uploads/")
-SABRE = ('<?xml version="1.0" encoding="utf-8"?>\n<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">'
-         "<s:exception>{exception}</s:exception><s:message>{message}</s:message></d:error>")
-
-
 def sabre_error(status: int, exception: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(SABRE.format(exception=exception, message=message), status_code=status,
-                    media_type="application/xml; charset=utf-8", headers=headers)
+    return Response(error_body(exception, message), status_code=status, media_type="application/xml; charset=utf-8",
+                    headers=headers)
 
 
 class Sandbox:

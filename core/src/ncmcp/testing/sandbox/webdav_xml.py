@@ -16,6 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import ElementTree as SafeET
 
+from ncmcp.testing.sandbox import sabre
+
 DAV = "DAV:"
 SABRE = "http://sabredav.org/ns"
 OC = "http://owncloud.org/ns"
@@ -28,22 +30,7 @@ _ROOT_DECLARED = (DAV, SABRE, OC, NC)
 
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 
-#: Sabre exception class per HTTP status, as Nextcloud names them in error bodies.
-SABRE_EXCEPTIONS: dict[int, str] = {
-    400: "Sabre\\DAV\\Exception\\BadRequest",
-    401: "Sabre\\DAV\\Exception\\NotAuthenticated",
-    403: "Sabre\\DAV\\Exception\\Forbidden",
-    404: "Sabre\\DAV\\Exception\\NotFound",
-    405: "Sabre\\DAV\\Exception\\MethodNotAllowed",
-    409: "Sabre\\DAV\\Exception\\Conflict",
-    412: "Sabre\\DAV\\Exception\\PreconditionFailed",
-    415: "Sabre\\DAV\\Exception\\UnsupportedMediaType",
-    416: "Sabre\\DAV\\Exception\\RequestedRangeNotSatisfiable",
-    423: "Sabre\\DAV\\Exception\\Locked",
-    501: "Sabre\\DAV\\Exception\\NotImplemented",
-    503: "Sabre\\DAV\\Exception\\ServiceUnavailable",
-    507: "Sabre\\DAV\\Exception\\InsufficientStorage",
-}
+SABRE_EXCEPTIONS = sabre.SABRE_EXCEPTIONS
 
 
 def clark(ns: str, local: str) -> str:
