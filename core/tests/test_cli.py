@@ -71,3 +71,32 @@ def test_host_alone_logs_that_no_plugin_is_installed() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "0"
     assert '"event": "no_plugins_installed"' in result.stderr
+
+
+def test_sandbox_command_serves_demo_data() -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ncmcp.cli", "sandbox", "--port", str(port), "--demo-data"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/status.php").json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.1)
+        assert status["installed"] is True
+        notes = httpx.get(f"http://127.0.0.1:{port}/index.php/apps/notes/api/v1/notes", auth=("demo", "demo-app-password"),
+                          headers={"OCS-APIRequest": "true"}).json()
+        assert {n["title"] for n in notes} == {"Welcome", "Groceries", "Project plan"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
