@@ -131,3 +131,16 @@ def test_argument_patterns_use_json_schema_end_of_string() -> None:
     assert validator.is_valid({"x": "abc"})
     assert not validator.is_valid({"x": "abc\n"})  # Python's $ would accept the final newline
     assert not validator.is_valid({"x": "a b"})
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stateful_mode_with_sse(sandbox, sandbox_user, mode: str) -> None:
+    from ncmcp.testing.http import connect
+
+    user, password = sandbox_user
+    settings = load_settings({}, nextcloud_host=sandbox.url, username=user, password=password, stateful=True)
+    host = Host(settings, load_plugins(discover=False, plugins=[notes_plugin]), NextcloudPool(sandbox.url))
+    with serve_in_thread(lambda url: create_app(host)) as url:
+        async with connect(url, mode=mode) as client:
+            note = (await client.call_tool("nc_notes_create_note", {"title": "stateful"})).structured_content
+            assert (await client.call_tool("nc_notes_get_note", {"note_id": note["id"]})).structured_content["title"] == "stateful"
