@@ -27,7 +27,7 @@ from ncmcp.auth.cache import TokenCache, token_key
 from ncmcp.config import Settings, plugin_settings
 from ncmcp.errors import AppUnavailable, InvalidArgument, ToolError
 from ncmcp.nextcloud.capabilities import Capabilities
-from ncmcp.nextcloud.client import NextcloudClient, NextcloudPool, dumps
+from ncmcp.nextcloud.client import NextcloudPool, dumps
 from ncmcp.plugin.manager import LoadedResource, LoadedTool, PluginRegistry
 from ncmcp.plugin.types import Access, CallContext, ResourceContent, ToolResult
 

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ncmcp.auth import challenges
 from ncmcp.auth.oidc import resolve_client_credentials
 from ncmcp.auth.verify import InvalidToken, TokenVerifier
-from ncmcp.host import INSUFFICIENT_SCOPE, Host, Principal
+from ncmcp.host import INSUFFICIENT_SCOPE, Host
 from ncmcp.nextcloud.client import NoCookies, token_fingerprint
 from ncmcp.server import build_server
 
@@ -246,6 +246,3 @@ def create_app(host: Host, *, verifier: TokenVerifier | None = None, idp_http: h
     app.state.verifier = verifier
     return app
 
-
-def principal_for_log(principal: Principal | None) -> str | None:
-    return None if principal is None else principal.subject

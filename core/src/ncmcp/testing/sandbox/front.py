@@ -7,7 +7,6 @@ requests an operation made, and that a refused call made none.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from typing import Any
 
@@ -184,6 +183,3 @@ class Sandbox:
             return envelope(None, 401, "Current user is not logged in")
         return JSONResponse({"message": "Current user is not logged in"}, status_code=401)
 
-
-def dump(data: Any) -> bytes:
-    return json.dumps(data).encode()
