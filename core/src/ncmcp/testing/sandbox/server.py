@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,7 +77,14 @@ def run_sandbox(*, port: int, demo_data: bool, issuer: str | None, data_dir: str
                 print(f"  user {DEMO_USER!r}, app password {DEMO_APP_PASSWORD!r}", file=sys.stderr)
         await server.serve(sockets=[sock])
 
-    anyio.run(main)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+    # clean-up below run instead of the process dying on the signal.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        anyio.run(main)
+    finally:
+        if not data_dir:  # a temporary folder of our own: do not leave the demo data behind
+            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
@@ -102,6 +111,7 @@ class SandboxProcess:
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: list[str] = []
+        self._own_dir: Path | None = None
 
     def __enter__(self) -> SandboxProcess:
         return self.start()
@@ -114,7 +124,9 @@ class SandboxProcess:
         return None if self._proc is None else self._proc.pid
 
     def start(self, timeout: float = 30.0) -> SandboxProcess:
-        data_dir = self.data_dir or Path(tempfile.mkdtemp(prefix="ncmcp-sandbox-"))
+        if self.data_dir is None:
+            self._own_dir = Path(tempfile.mkdtemp(prefix="ncmcp-sandbox-"))  # removed again by stop()
+        data_dir = self.data_dir or self._own_dir
         cmd = [sys.executable, "-m", "ncmcp.testing.sandbox.server", "--port", "0", "--data-dir", str(data_dir),
                "--dav-backend", self.dav_backend, "--exit-with-stdin"]
         if self.issuer:
@@ -140,15 +152,17 @@ class SandboxProcess:
         return "".join(self._stderr)
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
 
     # --- control API --------------------------------------------------------------------------
 
