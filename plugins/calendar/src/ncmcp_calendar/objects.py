@@ -4,6 +4,7 @@ conditionally on the etag that was read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from icalendar import Calendar
 from ncmcp import Conflict, InvalidArgument, ToolContext
@@ -43,6 +44,16 @@ async def save(ctx: ToolContext, loaded: Loaded) -> CalObject:
     data = ical.dump(loaded.cal)
     etag = await caldav.replace(ctx, loaded.obj.href, data, loaded.obj.etag, component=loaded.kind)
     return await settle(ctx, loaded.obj.href, data, etag, loaded.obj.calendar)
+
+
+async def create(ctx: ToolContext, target: caldav.CalendarInfo, component: Any, uid: str, kind: str) -> CalObject:
+    """PUT a new object (``If-None-Match: *``) holding ``component`` into the calendar ``target``."""
+    cal = ical.new_calendar()
+    cal.add_component(component)
+    href = caldav.new_object_href(target, uid)
+    data = ical.dump(cal)
+    etag = await caldav.create(ctx, target, href, data, kind)
+    return await settle(ctx, href, data, etag, target)
 
 
 async def settle(ctx: ToolContext, href: str, data: bytes, etag: str | None,

@@ -237,12 +237,7 @@ async def create_event(ctx: ToolContext, summary: str, start: str, end: str | No
     patch.apply_common(event, changes)
     cal_info = await caldav.resolve_calendar(ctx, calendar, KIND, writable=True)
     patch.set_organizer_if_needed(event, organizer, await _addresses_if_needed(ctx, event, organizer))
-    cal = ical.new_calendar()
-    cal.add_component(event)
-    href = caldav.new_object_href(cal_info, uid)
-    data = ical.dump(cal)
-    etag = await caldav.create(ctx, cal_info, href, data, KIND)
-    stored = await objects.settle(ctx, href, data, etag, cal_info)
+    stored = await objects.create(ctx, cal_info, event, uid, KIND)
     return _event_out(stored, ical.master(ical.load(stored.data), KIND))
 
 

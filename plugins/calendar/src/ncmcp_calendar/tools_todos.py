@@ -215,12 +215,7 @@ async def create_todo(ctx: ToolContext, summary: str, calendar: str | None = Non
     if alarms is not None:
         patch.apply_common(todo, {"alarms": alarms}, default_related=_related_default(todo))
     target = await caldav.resolve_calendar(ctx, calendar, KIND, writable=True)
-    cal = ical.new_calendar()
-    cal.add_component(todo)
-    href = caldav.new_object_href(target, uid)
-    data = ical.dump(cal)
-    etag = await caldav.create(ctx, target, href, data, KIND)
-    stored = await objects.settle(ctx, href, data, etag, target)
+    stored = await objects.create(ctx, target, todo, uid, KIND)
     return _todo_out(stored, ical.master(ical.load(stored.data), KIND))
 
 
