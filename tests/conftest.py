@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support import OAuthServer, oauth_server_for
-
 from ncmcp.testing.idp import TestIdP
 from ncmcp.testing.sandbox import SandboxProcess
+from support import OAuthServer, oauth_server_for
+
 
 @pytest.fixture(scope="session")
 def idp() -> Iterator[TestIdP]:

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
-import os
 import posixpath
-import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -149,46 +143,6 @@ def faults_cleared(sandbox: Any) -> Iterator[None]:
         yield
     finally:
         sandbox.clear_faults()
-
-
-class SandboxOnPort:
-    """The sandbox (``python -m ncmcp.testing.sandbox.server``) on a chosen port: for a Nextcloud
-    that comes up where a server already points. Stopped by its PID."""
-
-    def __init__(self, port: int, issuer: str | None = None) -> None:
-        self.port = port
-        self.issuer = issuer
-        self.url = ""
-        self._proc: subprocess.Popen[str] | None = None
-        self._dir = tempfile.mkdtemp(prefix="ncmcp-sandbox-")
-
-    def __enter__(self) -> SandboxOnPort:
-        cmd = [sys.executable, "-m", "ncmcp.testing.sandbox.server", "--port", str(self.port), "--data-dir", self._dir,
-               "--exit-with-stdin"]
-        if self.issuer:
-            cmd += ["--issuer", self.issuer]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(self._proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        reader.join(30)
-        if not lines or not lines[0].strip():
-            self.__exit__()
-            raise RuntimeError(f"sandbox did not start on port {self.port}")
-        self.url = json.loads(lines[0])["url"]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            self._proc = None
-        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 # --- arguments from a tool's input schema -----------------------------------------------------------

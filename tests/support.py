@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
 from ncmcp.cli import build_host
 from ncmcp.config import load_settings
 from ncmcp.host import Host

@@ -21,13 +21,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from ncmcp.testing.http import connect, serve_in_thread
+from ncmcp.testing.idp import TestIdP
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from support import OAuthServer, oauth_server_for, unique_user
-
-from ncmcp.testing.http import connect, serve_in_thread
-from ncmcp.testing.idp import TestIdP
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,6 @@ from ncmcp.testing.sandbox import SandboxProcess
 from resilience_support import (
     NOTES_API,
     LogRecorder,
-    SandboxOnPort,
     closed_port,
     count_matching,
     faults_cleared,
@@ -197,7 +196,7 @@ async def test_connection_refused_then_nextcloud_comes_up(idp: TestIdP) -> None:
         assert ready.status_code == 503 and ready.json()["checks"]["nextcloud"].startswith("unreachable"), ready.text
         assert probe(f"{server.url}/healthz").status_code == 200
 
-        with SandboxOnPort(port, issuer=idp.issuer) as sandbox:  # Nextcloud comes up where the server points
+        with SandboxProcess(port=port, issuer=idp.issuer) as sandbox:  # Nextcloud comes up where the server points
             assert sandbox.url == nowhere.url
             async with connect(server.url, token) as client:
                 note = await ok(client, "nc_notes_create_note", {"title": "after", "content": "up"})

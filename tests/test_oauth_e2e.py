@@ -9,10 +9,8 @@ import re
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
-
 from ncmcp.plugin.types import Access
 from ncmcp.testing.http import connect
-
 from support import OAuthServer, unique_user
 
 pytestmark = pytest.mark.anyio

@@ -7,10 +7,9 @@ import re
 
 import httpx
 import pytest
-from support import OAuthServer, unique_user
-
 from ncmcp.auth.scopes import is_granted
 from ncmcp.testing.http import connect
+from support import OAuthServer, unique_user
 
 pytestmark = pytest.mark.anyio
 

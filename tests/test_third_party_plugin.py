@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-from support import OAuthServer, unique_user
-
 from ncmcp.plugin.manager import load_plugins
 from ncmcp.testing import assert_plugin_contract
 from ncmcp.testing.http import connect
+from support import OAuthServer, unique_user
 
 pytestmark = pytest.mark.anyio
 

@@ -72,6 +72,7 @@ from .caldav_common import (
     check_user_id,
     sabre_error,
 )
+from .lifespan import answer_lifespan
 from .sabre import exception_for
 
 __all__ = ["DAV_PREFIX", "CalDavSandbox", "DavLayout", "build_caldav_app"]
@@ -144,13 +145,7 @@ class CalDavSandbox:
     # -- ASGI -----------------------------------------------------------------------
     async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await answer_lifespan(receive, send)
         if scope["type"] != "http":
             return
         rel = _relative_path(scope)

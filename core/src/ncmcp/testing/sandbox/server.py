@@ -104,8 +104,10 @@ async def _demo_notes(sandbox: Any) -> None:
 class SandboxProcess:
     """Start the sandbox in a child process; a context manager for session fixtures and benchmarks."""
 
-    def __init__(self, *, issuer: str | None = None, data_dir: Path | None = None, dav_backend: str = "radicale") -> None:
+    def __init__(self, *, issuer: str | None = None, data_dir: Path | None = None, dav_backend: str = "radicale",
+                 port: int = 0) -> None:
         self.issuer = issuer
+        self.port = port  # 0: an ephemeral port
         self.data_dir = data_dir
         self.dav_backend = dav_backend
         self.url = ""
@@ -127,7 +129,7 @@ class SandboxProcess:
         if self.data_dir is None:
             self._own_dir = Path(tempfile.mkdtemp(prefix="ncmcp-sandbox-"))  # removed again by stop()
         data_dir = self.data_dir or self._own_dir
-        cmd = [sys.executable, "-m", "ncmcp.testing.sandbox.server", "--port", "0", "--data-dir", str(data_dir),
+        cmd = [sys.executable, "-m", "ncmcp.testing.sandbox.server", "--port", str(self.port), "--data-dir", str(data_dir),
                "--dav-backend", self.dav_backend, "--exit-with-stdin"]
         if self.issuer:
             cmd += ["--issuer", self.issuer]

@@ -64,6 +64,8 @@ from typing import Any
 import anyio
 from a2wsgi import WSGIMiddleware
 
+from ncmcp.testing.sandbox.lifespan import answer_lifespan
+
 from .webdav_extras import DavRequest, NextcloudExtras, Reply, dav_path_parts, error_reply, send_reply
 from .webdav_provider import build_wsgidav
 from .webdav_store import DavStore, SabreError, check_user_id
@@ -122,13 +124,7 @@ class WebDavSandbox:
     # -- ASGI ---------------------------------------------------------------------------------
     async def _asgi(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            return await answer_lifespan(receive, send)
         if scope["type"] != "http":
             return
         path = scope.get("path", "")
